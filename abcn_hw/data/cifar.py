@@ -177,7 +177,7 @@ def write_cifar_batch(path: str | os.PathLike[str], images: np.ndarray,
 
 
 def find_cifar_dir(data_dir: str | os.PathLike[str]) -> Path:
-    """Return the folder holding the CIFAR-10 batches: ``data_dir`` or ``data_dir/cifar-10-batches-py``.
+    """Return the folder holding the CIFAR-10 batches (``data_dir`` or its ``cifar-10-batches-py``).
 
     Raises DataError listing what was looked for when neither holds the batch files.
     """

@@ -30,7 +30,8 @@ def _read_bytes(path: Path) -> bytes:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError("IDX file not found", where=str(path),
-                        fix="check the path or pass --data-dir DIR containing the dataset") from None
+                        fix="check the path or pass --data-dir DIR containing the dataset"
+                        ) from None
     except IsADirectoryError:
         raise DataError("expected an IDX file but found a directory", where=str(path),
                         fix="point at the IDX file itself") from None
