@@ -196,3 +196,12 @@ def test_input_quant_grid():
 def test_bad_layer_parameters_are_usage_errors(kwargs):
     with pytest.raises(UsageError):
         ABCConv2d(2, 2, 3, **kwargs)
+
+
+def test_eval_cache_follows_learned_alpha():
+    layer = ABCLinear(8, 4, weight_bases=2, act_bases=1, learn_alpha=True, scale_grid="float").eval()
+    x = torch.rand(3, 8)
+    y0 = layer(x)
+    with torch.no_grad():
+        layer.weight_quant.alpha.mul_(2)
+    assert not torch.equal(layer(x), y0)

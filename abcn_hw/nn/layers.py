@@ -160,7 +160,10 @@ class _ABCLayer(nn.Module):
 
     def weight_constants(self):
         """(shifted (M, *W.shape), alpha (M, O)) exactly as exported; eval mode only."""
-        return self._wcache.get((self.weight,), lambda: self.weight_quant(self.weight))
+        sources = (self.weight,)
+        if self.weight_quant.cfg.learn_alpha:
+            sources += (self.weight_quant.alpha,)
+        return self._wcache.get(sources, lambda: self.weight_quant(self.weight))
 
     def quantized_weight(self):
         if self.weight_quant is None:
