@@ -1,0 +1,1 @@
+"""Reports: accuracy grids, per-layer tables, computational gain, plots."""

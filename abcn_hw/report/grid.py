@@ -1,0 +1,161 @@
+"""Train a grid of (M, N) settings of one model in parallel processes and tabulate the results.
+
+Shared by ``scripts/accuracy_study.py`` (the README's accuracy evidence) and ``abcn-hw sweep``.
+Each job is one ``abcn-hw train`` subprocess with its own run directory, so every number in the
+table traces back to a ``metrics.json`` holding the command that produced it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One setting: ABC bases (M, N), the float reference, or the stock Brevitas binary baseline."""
+
+    label: str
+    weight_bases: str  # "3", "float" or "" (stock)
+    act_bases: str
+    model_suffix: str = ""  # "-stock" for the Brevitas baseline
+
+    @classmethod
+    def parse(cls, text: str) -> GridPoint:
+        t = text.strip().lower()
+        if t == "float":
+            return cls("float", "float", "float")
+        if t in ("stock", "brevitas"):
+            return cls("stock binary (Brevitas)", "", "", "-stock")
+        parts = t.split("x")
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            m, n = (int(p) for p in parts)
+            if 1 <= m <= 8 and 1 <= n <= 8:
+                return cls(f"ABC ({m},{n})", str(m), str(n))
+        raise UsageError(f"bad grid point '{text}'", fix="use MxN with M, N in 1..8 (e.g. 3x3), 'float' or 'stock'")
+
+
+@dataclass
+class JobResult:
+    point: GridPoint
+    seed: int
+    run_dir: Path
+    metrics: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def _train_command(model: str, point: GridPoint, seed: int, epochs: int, run_dir: Path,
+                   extra: list[str]) -> list[str]:
+    cmd = [sys.executable, "-m", "abcn_hw.cli", "train", "--model", model + point.model_suffix,
+           "--epochs", str(epochs), "--seed", str(seed), "--out", str(run_dir), "--quiet"]
+    if point.weight_bases:
+        cmd += ["--weight-bases", point.weight_bases, "--act-bases", point.act_bases]
+    return cmd + extra
+
+
+def run_grid(model: str, points: list[GridPoint], seeds: list[int], epochs: int, out_dir: Path,
+             jobs: int = 2, extra: list[str] | None = None, log=print) -> list[JobResult]:
+    """Train every (point, seed) with ``jobs`` processes in parallel (one torch thread each).
+    Finished runs (a metrics.json with the same command) are reused, so an interrupted study resumes."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    tasks = []
+    for point in points:
+        for seed in seeds:
+            slug = (point.label.lower().replace(" ", "").replace("(", "").replace(")", "")
+                    .replace(",", "x").replace("binary", "").replace("brevitas", ""))
+            tasks.append((point, seed, out_dir / f"{model}-{slug}-s{seed}"))
+
+    def run(task):
+        point, seed, run_dir = task
+        metrics_file = run_dir / "metrics.json"
+        if metrics_file.exists():
+            metrics = json.loads(metrics_file.read_text())
+            if metrics.get("epochs") == epochs and metrics.get("seed") == seed:
+                return JobResult(point, seed, run_dir, metrics)
+        cmd = _train_command(model, point, seed, epochs, run_dir, list(extra or [])) + ["--force"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            return JobResult(point, seed, run_dir, error=(proc.stderr.strip().splitlines() or ["failed"])[-1])
+        return JobResult(point, seed, run_dir, json.loads(metrics_file.read_text()))
+
+    results = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for res in pool.map(run, tasks):
+            acc = res.metrics.get("test_accuracy")
+            log(f"{res.point.label:>24} seed {res.seed}: "
+                + (f"{100 * acc:.2f}%" if acc is not None else f"FAILED: {res.error}"))
+            results.append(res)
+    return results
+
+
+def summarise(results: list[JobResult]) -> list[dict]:
+    """One row per grid point: mean/min/max test accuracy over seeds, per-seed values, export check."""
+    rows = []
+    order = []
+    for r in results:
+        if r.point not in order:
+            order.append(r.point)
+    for point in order:
+        ok = [r for r in results if r.point == point and r.error is None]
+        accs = [r.metrics["test_accuracy"] for r in ok]
+        rows.append({
+            "setting": point.label,
+            "weight_bases": point.weight_bases or "brevitas-binary",
+            "act_bases": point.act_bases or "brevitas-binary",
+            "seeds": [r.seed for r in ok],
+            "test_accuracy": accs,
+            "mean": statistics.fmean(accs) if accs else None,
+            "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "export_accuracy": [r.metrics.get("export_test_accuracy") for r in ok],
+            "export_bit_exact": all(r.metrics.get("export_fidelity", {}).get("equal_fraction") == 1.0 for r in ok),
+            "failed": [f"seed {r.seed}: {r.error}" for r in results if r.point == point and r.error],
+            "epoch_seconds": statistics.fmean(h["seconds"] for r in ok for h in r.metrics.get("history", []))
+            if ok else None,
+            "command": ok[0].metrics.get("command") if ok else None,
+        })
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| setting | test accuracy (mean ± std) | per seed | export bit-exact |",
+             "|---|---|---|---|"]
+    for r in rows:
+        if r["mean"] is None:
+            lines.append(f"| {r['setting']} | failed | {'; '.join(r['failed'])} | |")
+            continue
+        per = ", ".join(f"{100 * a:.2f}" for a in r["test_accuracy"])
+        lines.append(f"| {r['setting']} | {100 * r['mean']:.2f}% ± {100 * r['std']:.2f} | {per} | "
+                     f"{'yes' if r['export_bit_exact'] else 'no (within 1e-5)'} |")
+    return "\n".join(lines)
+
+
+def plot_accuracy(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r["mean"] is not None]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    labels = [r["setting"] for r in rows]
+    means = [100 * r["mean"] for r in rows]
+    for i, r in enumerate(rows):
+        ax.scatter([i] * len(r["test_accuracy"]), [100 * a for a in r["test_accuracy"]], color="#999", s=12, zorder=3)
+    ax.bar(range(len(rows)), means, color=["#4c72b0" if r["setting"].startswith("ABC") else "#dd8452" for r in rows])
+    lo = min(100 * min(r["test_accuracy"]) for r in rows)
+    ax.set_ylim(max(0.0, lo - 2.0), 100.0)
+    ax.set_xticks(range(len(rows)), labels, rotation=20, ha="right")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
