@@ -38,6 +38,24 @@ def normalise_opsets(model: onnx.ModelProto, ir_version: int = IR_VERSION) -> on
     return model
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """torch's TorchScript exporter prints a C++ warning about the qonnx opset domain straight to
+    file descriptor 2; hide it (and only it: the descriptor is restored afterwards)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def export_to_qonnx(model: torch.nn.Module, input_shape: tuple[int, ...], path: str | os.PathLike,
                     batch: int = 1) -> onnx.ModelProto:
     """Export ``model`` (eval mode) to a normalised QONNX file at ``path``; returns the ModelProto.
@@ -58,7 +76,7 @@ def export_to_qonnx(model: torch.nn.Module, input_shape: tuple[int, ...], path: 
             model(example)  # populate the eval-constant caches before tracing
         with tempfile.TemporaryDirectory() as tmp:
             raw = Path(tmp) / "raw.onnx"
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_native_stderr():
                 warnings.simplefilter("ignore")
                 export_qonnx(model, example, export_path=str(raw), dynamo=False)
             proto = onnx.load(str(raw))
