@@ -1,0 +1,144 @@
+// abcn-hw HLS kernel library: common definitions.
+//
+// Header-only, Vitis HLS style. Include <abcn/abcn.hpp> to get every kernel.
+// The Xilinx open-source ap_types headers (ap_int.h, hls_stream.h) are taken from the include
+// path (e.g. the copy shipped by the hls4ml wheel); they are never copied into this library.
+#ifndef ABCN_COMMON_HPP
+#define ABCN_COMMON_HPP
+
+// g++ < 13 cannot silence -Wunknown-pragmas (the '#pragma HLS' lines) for a region, so in C
+// simulation this header is treated as a system header; the test-suite also builds every kernel
+// with -DABCN_NO_SYSTEM_HEADER -Wall -Wextra -Werror -Wno-unknown-pragmas (ap_types via -isystem)
+// to keep the library itself warning-clean.
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__SYNTHESIS__) && !defined(ABCN_NO_SYSTEM_HEADER)
+#pragma GCC system_header
+#endif
+
+// The open-source ap_types headers trigger a few g++ warnings (-Wall) in their own code. Silence
+// those warnings for the headers only, so that user code can still build with -Wall -Werror.
+#if defined(__GNUC__) && !defined(__SYNTHESIS__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wint-in-bool-context"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wextra"
+#pragma GCC diagnostic ignored "-Wclass-memaccess"
+#pragma GCC diagnostic ignored "-Waggressive-loop-optimizations"
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#pragma GCC diagnostic ignored "-Wshift-count-overflow"
+#pragma GCC diagnostic ignored "-Wshift-count-negative"
+#pragma GCC diagnostic ignored "-Wdeprecated-copy"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-variable"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wparentheses"
+#endif
+#include <ap_int.h>
+#include <hls_stream.h>
+#if defined(__GNUC__) && !defined(__SYNTHESIS__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace abcn {
+
+// ---------------------------------------------------------------------------------------------
+// Compile-time helpers (constexpr, C++14).
+// ---------------------------------------------------------------------------------------------
+
+// ceil(log2(x)) for x >= 1; clog2(1) == 0.
+constexpr unsigned clog2(unsigned long long x) {
+    return x <= 1 ? 0u : 1u + clog2((x + 1) / 2);
+}
+
+// Number of bits of an unsigned integer able to hold 0..max.
+constexpr unsigned bits_unsigned(unsigned long long max) {
+    return max == 0 ? 1u : clog2(max + 1);
+}
+
+// Number of bits of a two's-complement integer able to hold -(max+1)..(max+1).
+// (One more than strictly needed for [-max, max]: thresholds clipped to +-(max+1) always fit.)
+constexpr unsigned bits_signed_sym(unsigned long long max) {
+    return clog2(max + 2) + 1;
+}
+
+constexpr unsigned long long pow2ull(unsigned e) { return e == 0 ? 1ull : 2ull * pow2ull(e - 1); }
+
+constexpr unsigned umax(unsigned a, unsigned b) { return a > b ? a : b; }
+
+// Largest |value| of a two's-complement integer of w bits (i.e. 2^(w-1)).
+constexpr unsigned long long signed_mag(unsigned w) { return w == 0 ? 0ull : pow2ull(w - 1); }
+
+// ---------------------------------------------------------------------------------------------
+// Iteration counters (C simulation only).
+//
+// Every kernel takes, in C simulation only, a trailing optional `abcn::IterCounter *` argument
+// (declared through ABCN_COUNTER_PARAM). Each iteration of the kernel's pipelined loop(s) adds 1
+// to `iters` -- with II=1 this is the kernel's cycle count per call, excluding the pipeline depth --
+// and each call adds 1 to `calls`. Under __SYNTHESIS__ the argument and the counting disappear,
+// so the synthesizable path is unchanged. Call sites use ABCN_COUNTER_ARG(&counter), which also
+// vanishes in synthesis.
+// ---------------------------------------------------------------------------------------------
+#ifndef __SYNTHESIS__
+struct IterCounter {
+    unsigned long long iters;
+    unsigned long long calls;
+    IterCounter() : iters(0), calls(0) {}
+};
+#define ABCN_COUNTER_PARAM , ::abcn::IterCounter *counter = nullptr
+#define ABCN_COUNTER_ARG(c) , (c)
+#define ABCN_COUNT_CALL() do { if (counter) counter->calls++; } while (0)
+#define ABCN_COUNT_ITER() do { if (counter) counter->iters++; } while (0)
+#else
+#define ABCN_COUNTER_PARAM
+#define ABCN_COUNTER_ARG(c)
+#define ABCN_COUNT_CALL() do { } while (0)
+#define ABCN_COUNT_ITER() do { } while (0)
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// C-simulation fast paths.
+//
+// In C simulation (no __SYNTHESIS__) some kernels (popcount, XnorMVU) use a bit-exact fast path on
+// native 64-bit words, so that whole-network csim is fast. Define ABCN_SIM_SYNTH_PATH (or the older
+// ABCN_PORTABLE_POPCOUNT) to simulate exactly the synthesizable code instead; the test-suite runs
+// both.
+// ---------------------------------------------------------------------------------------------
+#if !defined(__SYNTHESIS__) && !defined(ABCN_SIM_SYNTH_PATH) && !defined(ABCN_PORTABLE_POPCOUNT)
+#define ABCN_CSIM_FAST 1
+#else
+#define ABCN_CSIM_FAST 0
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Popcount of a W-bit vector.
+//
+// Synthesis: an unrolled bit loop, which HLS turns into an adder tree (LUT compressors).
+// C simulation (ABCN_CSIM_FAST): __builtin_popcountll on 64-bit chunks.
+// ---------------------------------------------------------------------------------------------
+template <int W>
+inline ap_uint<clog2(W + 1) + 1> popcount(const ap_uint<W> &x) {
+#pragma HLS INLINE
+#if ABCN_CSIM_FAST
+    unsigned cnt = 0;
+    for (int lo = 0; lo < W; lo += 64) {
+        const int hi = (lo + 63 < W - 1) ? lo + 63 : W - 1;
+        const ap_uint<64> chunk = x(hi, lo);
+        cnt += (unsigned)__builtin_popcountll((unsigned long long)chunk.to_uint64());
+    }
+    return cnt;
+#else
+    ap_uint<clog2(W + 1) + 1> cnt = 0;
+    for (int i = 0; i < W; i++) {
+#pragma HLS UNROLL
+        cnt += x[i];
+    }
+    return cnt;
+#endif
+}
+
+} // namespace abcn
+
+#endif // ABCN_COMMON_HPP

@@ -1,0 +1,116 @@
+// Integer first-layer unit: integer pixels x binary weight bases, add/subtract only.
+#ifndef ABCN_INPUT_LAYER_HPP
+#define ABCN_INPUT_LAYER_HPP
+
+// g++ < 13 cannot silence -Wunknown-pragmas (the '#pragma HLS' lines) for a region, so in C
+// simulation this header is treated as a system header; the test-suite also builds every kernel
+// with -DABCN_NO_SYSTEM_HEADER -Wall -Wextra -Werror -Wno-unknown-pragmas (ap_types via -isystem)
+// to keep the library itself warning-clean.
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__SYNTHESIS__) && !defined(ABCN_NO_SYSTEM_HEADER)
+#pragma GCC system_header
+#endif
+
+#include "common.hpp"
+#include "xnor_mvu.hpp"
+
+namespace abcn {
+
+// Largest |x| of an IN_BITS-bit pixel.
+constexpr unsigned long long int_pixel_max(unsigned in_bits, bool in_signed) {
+    return in_signed ? pow2ull(in_bits - 1) : pow2ull(in_bits) - 1;
+}
+// |dot_m| <= MW * max|x|.
+constexpr unsigned long long int_dot_max(unsigned mw, unsigned in_bits, bool in_signed) {
+    return (unsigned long long)mw * int_pixel_max(in_bits, in_signed);
+}
+constexpr unsigned int_dot_bits(unsigned mw, unsigned in_bits, bool in_signed) {
+    return bits_signed_sym(int_dot_max(mw, in_bits, in_signed));
+}
+
+// IntMVU: dot_m[o] = sum_k x[k] * (B_m[o][k] ? +1 : -1) for integer pixels x, handed to the
+// activation TA as dots[PE][M][1] (i.e. N = 1; use MultiBaseThreshold with N = 1, b = {1}).
+// Each product is a conditional negation and the SIMD terms go through an adder tree: no
+// multipliers.
+//
+//   MW   input elements per vector (K*K*C);  SIMD | MW;  PE | MH
+//   IN_BITS, IN_SIGNED  pixel format (e.g. 8, false for uint8 images)
+// Input : SF = MW/SIMD words of SIMD*IN_BITS bits per vector: element s at bits
+//         [s*IN_BITS, (s+1)*IN_BITS) (the IntSlidingWindow output for SIMD | C).
+// Weights: BinaryWeights as for XnorMVU. Output: NF words TA::out_t per vector.
+// reps = number of vectors (pixels x images).
+template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned M, unsigned IN_BITS,
+          bool IN_SIGNED, class TA>
+void IntMVU(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename TA::out_t> &out,
+            const BinaryWeights<SIMD, PE, M, (MH / PE) * (MW / SIMD)> &weights, const TA &act,
+            unsigned reps ABCN_COUNTER_PARAM) {
+    static_assert(MW % SIMD == 0, "SIMD must divide MW");
+    static_assert(MH % PE == 0, "PE must divide MH");
+    static_assert(IN_BITS >= 1 && IN_BITS <= 32, "IN_BITS out of range");
+    constexpr unsigned SF = MW / SIMD;
+    constexpr unsigned NF = MH / PE;
+    constexpr int DW = (int)int_dot_bits(MW, IN_BITS, IN_SIGNED);
+    constexpr int XW = (int)IN_BITS + 1;  // pixel as a signed value
+
+    ap_uint<SIMD * IN_BITS> inbuf[SF];
+    ap_int<DW> acc[PE][M];
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 0
+    ABCN_COUNT_CALL();
+
+    // One flat pipelined loop over all vectors (no pipeline flush between output pixels).
+    const unsigned long long total = (unsigned long long)reps * NF * SF;
+    unsigned sf = 0, nf = 0, tile = 0;
+    for (unsigned long long i = 0; i < total; i++) {
+#pragma HLS PIPELINE II = 1
+        ABCN_COUNT_ITER();
+        ap_uint<SIMD * IN_BITS> xw;
+        if (nf == 0) {
+            xw = in.read();
+            inbuf[sf] = xw;
+        } else {
+            xw = inbuf[sf];
+        }
+        ap_int<XW> x[SIMD];
+#pragma HLS ARRAY_PARTITION variable = x complete dim = 0
+        for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS UNROLL
+            const ap_uint<IN_BITS> raw = xw((s + 1) * IN_BITS - 1, s * IN_BITS);
+            if (IN_SIGNED)
+                x[s] = ap_int<IN_BITS>(raw);
+            else
+                x[s] = raw;
+        }
+        for (unsigned pe = 0; pe < PE; pe++) {
+#pragma HLS UNROLL
+            for (unsigned m = 0; m < M; m++) {
+#pragma HLS UNROLL
+                const ap_uint<SIMD> w = weights.w[m][pe][tile];
+                ap_int<DW> sum = 0;
+                for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS UNROLL
+                    sum += w[s] ? ap_int<XW + 1>(x[s]) : ap_int<XW + 1>(-x[s]);
+                }
+                acc[pe][m] = (sf == 0) ? sum : ap_int<DW>(acc[pe][m] + sum);
+            }
+        }
+        tile++;
+        if (++sf == SF) {
+            ap_int<DW> dots[PE][M][1];
+#pragma HLS ARRAY_PARTITION variable = dots complete dim = 0
+            for (unsigned pe = 0; pe < PE; pe++)
+                for (unsigned m = 0; m < M; m++) {
+#pragma HLS UNROLL
+                    dots[pe][m][0] = acc[pe][m];
+                }
+            out.write(act.activate(nf, dots));
+            sf = 0;
+            if (++nf == NF) {
+                nf = 0;
+                tile = 0;
+            }
+        }
+    }
+}
+
+} // namespace abcn
+
+#endif // ABCN_INPUT_LAYER_HPP

@@ -1,0 +1,81 @@
+// Stream utilities: width converters between layers with different word widths.
+#ifndef ABCN_STREAM_UTILS_HPP
+#define ABCN_STREAM_UTILS_HPP
+
+// g++ < 13 cannot silence -Wunknown-pragmas (the '#pragma HLS' lines) for a region, so in C
+// simulation this header is treated as a system header; the test-suite also builds every kernel
+// with -DABCN_NO_SYSTEM_HEADER -Wall -Wextra -Werror -Wno-unknown-pragmas (ap_types via -isystem)
+// to keep the library itself warning-clean.
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__SYNTHESIS__) && !defined(ABCN_NO_SYSTEM_HEADER)
+#pragma GCC system_header
+#endif
+
+#include "common.hpp"
+
+namespace abcn {
+
+// MultiBaseWidthConverter: re-slices a base-major multi-base stream from words of N*IN_W bits to
+// words of N*OUT_W bits (bit n*W + j = base n, element j), in every base independently. The
+// sequence of elements of each base is unchanged; e.g. a layer with PE=4 (words of N*4 bits)
+// feeding a layer with SIMD=8 (N*8 bits). With N = 1 it is a plain bit-stream width converter
+// (also usable for integer pixel streams when IN_W and OUT_W are multiples of the pixel width).
+//
+// NUM_IN_WORDS = input words per image; NUM_IN_WORDS*IN_W must be a multiple of OUT_W.
+// One pipelined loop of max(NUM_IN_WORDS, NUM_OUT_WORDS) iterations per image: each iteration
+// reads a word when fewer than OUT_W elements are buffered, then writes a word when at least OUT_W
+// are buffered (buffer: IN_W + OUT_W elements per base).
+template <unsigned N, unsigned IN_W, unsigned OUT_W, unsigned NUM_IN_WORDS>
+void MultiBaseWidthConverter(hls::stream<ap_uint<N * IN_W> > &in,
+                             hls::stream<ap_uint<N * OUT_W> > &out,
+                             unsigned reps ABCN_COUNTER_PARAM) {
+    static_assert((NUM_IN_WORDS * IN_W) % OUT_W == 0, "image does not fill whole output words");
+    constexpr unsigned NUM_OUT_WORDS = NUM_IN_WORDS * IN_W / OUT_W;
+    constexpr unsigned ITERS = NUM_IN_WORDS > NUM_OUT_WORDS ? NUM_IN_WORDS : NUM_OUT_WORDS;
+    constexpr unsigned BUF_W = IN_W + OUT_W;
+    ABCN_COUNT_CALL();
+
+    for (unsigned rep = 0; rep < reps; rep++) {
+        ap_uint<BUF_W> buf[N];
+#pragma HLS ARRAY_PARTITION variable = buf complete dim = 0
+        for (unsigned n = 0; n < N; n++) {
+#pragma HLS UNROLL
+            buf[n] = 0;
+        }
+        unsigned fill = 0;  // elements buffered per base
+        for (unsigned i = 0; i < ITERS; i++) {
+#pragma HLS PIPELINE II = 1
+            ABCN_COUNT_ITER();
+            if (fill < OUT_W) {
+                const ap_uint<N * IN_W> w = in.read();
+                for (unsigned n = 0; n < N; n++) {
+#pragma HLS UNROLL
+                    ap_uint<BUF_W> slice = ap_uint<IN_W>(w((n + 1) * IN_W - 1, n * IN_W));
+                    buf[n] |= slice << fill;
+                }
+                fill += IN_W;
+            }
+            if (fill >= OUT_W) {
+                ap_uint<N * OUT_W> o = 0;
+                for (unsigned n = 0; n < N; n++) {
+#pragma HLS UNROLL
+                    o((n + 1) * OUT_W - 1, n * OUT_W) = ap_uint<OUT_W>(buf[n](OUT_W - 1, 0));
+                    buf[n] >>= OUT_W;
+                }
+                out.write(o);
+                fill -= OUT_W;
+            }
+        }
+    }
+}
+
+// Raw width converter (N = 1).
+template <unsigned IN_W, unsigned OUT_W, unsigned NUM_IN_WORDS>
+void StreamWidthConverter(hls::stream<ap_uint<IN_W> > &in, hls::stream<ap_uint<OUT_W> > &out,
+                          unsigned reps ABCN_COUNTER_PARAM) {
+#pragma HLS INLINE
+    MultiBaseWidthConverter<1, IN_W, OUT_W, NUM_IN_WORDS>(in, out, reps ABCN_COUNTER_ARG(counter));
+}
+
+} // namespace abcn
+
+#endif // ABCN_STREAM_UTILS_HPP
