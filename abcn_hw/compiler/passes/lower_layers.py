@@ -1,0 +1,149 @@
+"""LowerBinaryLayers: every binary Conv / MatMul becomes XNOR-popcount (or integer-input) dots and
+one multi-base accumulator, followed by ``Cast -> Mul(2**e)`` that reproduces the export's float
+layer output exactly (exact layers) so the rest of the graph is untouched and still equivalent."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from onnx import NodeProto, TensorProto, helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.base import Transformation
+
+from ..graphutil import add_init, attr, fresh_name, propagate_shapes, remove_dead_nodes
+from ..ops import DOMAIN, pack_bits
+from ..patterns import ActOperand, PatternError, WeightOperand, act_operand, integer_range, weight_operand
+from ..scales import LayerScales, layer_scales
+
+
+@dataclass
+class LayerRecord:
+    """What the lowering did with one layer (feeds the report)."""
+
+    name: str
+    op: str
+    in_shape: tuple
+    out_shape: tuple
+    m: int
+    n: int
+    k: int
+    scales: LayerScales
+    acc: str  # accumulator tensor name
+    threshold: str = "float"  # "fused" | "final" | "float"
+    next_bases: int = 0
+    bits_tensor: str | None = None
+    float_scales: np.ndarray | None = None  # (M, N, O) float32 alpha*beta, kept for rounded layers
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def acc_bits(self) -> int:
+        return int(np.ceil(np.log2(float(self.scales.amax.max()) + 1))) + 1
+
+
+class LowerBinaryLayers(Transformation):
+    def __init__(self, records: list[LayerRecord] | None = None):
+        super().__init__()
+        self.records = records if records is not None else []
+
+    def apply(self, model: ModelWrapper):
+        bit_cache: dict[tuple, str] = {}
+        changed = False
+        for node in list(model.graph.node):
+            if node.op_type not in ("Conv", "MatMul"):
+                continue
+            conv = node.op_type == "Conv"
+            act = act_operand(model, node.input[0])
+            w = weight_operand(model, node.input[1], conv)
+            self._lower(model, node, act, w, conv, bit_cache)
+            changed = True
+        remove_dead_nodes(model)
+        return model, False
+
+    # ---------------------------------------------------------------------------------------------
+    def _bits(self, model: ModelWrapper, act: ActOperand, anchor: list[NodeProto], cache: dict) -> str:
+        """Bit tensor (B, N, ...) for a binary operand, with its pool/flatten transforms applied."""
+        key = (act.source, act.spec)
+        if key in cache:
+            bits = cache[key]
+        else:
+            bits = fresh_name(model, act.source + "_bits")
+            anchor.append(act.spec.node(act.source, bits))
+            cache[key] = bits
+        for t in act.transforms:
+            if t.kind == "maxpool":
+                if attr(t.node, "ceil_mode", 0) or any(d != 1 for d in attr(t.node, "dilations", [1, 1])):
+                    raise PatternError(t.node, "MaxPool with ceil_mode or dilation on bits")
+                out = fresh_name(model, t.node.name + "_bits")
+                ks = list(attr(t.node, "kernel_shape"))
+                anchor.append(helper.make_node("BitMaxPool", [bits], [out], domain=DOMAIN, kernel_shape=ks,
+                                               strides=list(attr(t.node, "strides", ks)),
+                                               pads=list(attr(t.node, "pads", [0, 0, 0, 0])), name=t.node.name + "_bits"))
+                bits = out
+            elif t.kind == "flatten":
+                out = fresh_name(model, t.node.name + "_bits")
+                shape = add_init(model, t.node.name + "_bits_shape", np.array([0, 0, -1], np.int64))
+                anchor.append(helper.make_node("Reshape", [bits, shape], [out], name=t.node.name + "_bits"))
+                bits = out
+        return bits
+
+    def _integer(self, model: ModelWrapper, act: ActOperand, anchor: list[NodeProto]) -> str:
+        """The integer code q = clip(round(x / scale)) as int32, with the export's Quant arithmetic."""
+        lo, hi = integer_range(act)
+        q = act.nodes[-1].name
+        s = add_init(model, q + "_scale", np.array(act.scale, np.float32))
+        lo_t = add_init(model, q + "_qmin", np.array(lo, np.float32))
+        hi_t = add_init(model, q + "_qmax", np.array(hi, np.float32))
+        names = [fresh_name(model, f"{q}_{step}") for step in ("div", "clip", "round", "int")]
+        anchor += [
+            helper.make_node("Div", [act.source, s], [names[0]], name=names[0]),
+            helper.make_node("Clip", [names[0], lo_t, hi_t], [names[1]], name=names[1]),
+            helper.make_node("Round", [names[1]], [names[2]], name=names[2]),
+            helper.make_node("Cast", [names[2]], [names[3]], to=TensorProto.INT32, name=names[3]),
+        ]
+        return names[3]
+
+    def _lower(self, model, node, act: ActOperand, w: WeightOperand, conv: bool, cache) -> None:
+        new: list[NodeProto] = []
+        m, o, k = w.bits.shape
+        if act.kind == "integer":
+            x = self._integer(model, act, new)
+            lo, hi = integer_range(act)
+            sc = layer_scales(w.alpha, None, k, input_scale=act.scale, input_max=max(abs(lo), abs(hi)))
+            op = "IntegerInputConv" if conv else "IntegerInputMatMul"
+            n = 1
+            pads = list(attr(node, "pads", [0, 0, 0, 0])) if conv else []  # zero padding of the integers
+        else:
+            x = self._bits(model, act, new, cache)
+            sc = layer_scales(w.alpha, act.beta, k)
+            op = "XnorPopcountConv" if conv else "XnorPopcountMatMul"
+            n = act.spec.count
+            pads = list(act.pads)
+        wname = add_init(model, node.name + "_wbits", pack_bits(w.bits))
+        dots = fresh_name(model, node.name + "_dots")
+        attrs = {}
+        if conv:  # pads in ONNX order [top, left, bottom, right]
+            attrs = dict(kernel_shape=list(w.kernel), strides=list(attr(node, "strides", [1, 1])), pads=list(pads))
+        new.append(helper.make_node(op, [x, wname], [dots], domain=DOMAIN, name=node.name + "_" + op, **attrs))
+        c_t = add_init(model, node.name + "_coef", sc.c)
+        acc = fresh_name(model, node.name + "_acc")
+        new.append(helper.make_node("MultiBaseAccumulate", [dots, c_t], [acc], domain=DOMAIN,
+                                    name=node.name + "_MultiBaseAccumulate"))
+        accf = fresh_name(model, node.name + "_acc_float")
+        new.append(helper.make_node("Cast", [acc], [accf], to=TensorProto.FLOAT, name=node.name + "_acc_float"))
+        out_shape = model.get_tensor_shape(node.output[0])
+        ushape = (1, o) + (1,) * (len(out_shape) - 2)
+        u_t = add_init(model, node.name + "_unit", sc.unit.reshape(ushape))
+        new.append(helper.make_node("Mul", [accf, u_t], [node.output[0]], name=node.name + "_acc_scale"))
+        graph = model.graph
+        pos = list(graph.node).index(node)
+        graph.node.remove(node)
+        for i, nd in enumerate(new):
+            graph.node.insert(pos + i, nd)
+        propagate_shapes(model, new[:-1])
+        if act.kind == "integer":
+            fs = (w.alpha * np.float32(act.scale))[:, None, :]
+        else:
+            fs = w.alpha[:, None, :] * act.beta[None, :, None]
+        in_shape = model.get_tensor_shape(act.transforms[-1].node.input[0] if act.pads != (0, 0, 0, 0) else node.input[0])
+        self.records.append(LayerRecord(node.name, op, tuple(in_shape), tuple(out_shape),
+                                        m, n, k, sc, acc, float_scales=fs.astype(np.float32)))

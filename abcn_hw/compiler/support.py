@@ -1,0 +1,129 @@
+"""Support check: list EVERY node the lowering cannot handle, before any rewriting."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from onnx import NodeProto
+from qonnx.core.modelwrapper import ModelWrapper
+
+from ..errors import UnsupportedModelError
+from .graphutil import attr, const
+from .patterns import QONNX_DOMAINS, PatternError, act_operand, weight_operand
+
+#: float ops allowed between layers (per-channel / scalar constant operand) or on the input
+ELEMENTWISE = {"Mul", "Add", "Sub", "Div"}
+#: float ops kept verbatim in the lowered graph (exact: the same float32 op on the same values)
+FLOAT_KEPT = {"AveragePool", "GlobalAveragePool"}
+STRUCTURAL = {"Reshape", "Flatten", "MaxPool", "Pad", "Transpose", "BatchNormalization"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    op_type: str
+    name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.op_type} '{self.name}': {self.reason}"
+
+
+def find_problems(model: ModelWrapper) -> list[Problem]:
+    problems: list[Problem] = []
+    covered: set[str] = set()  # node names that belong to a recognised layer operand
+
+    def bad(node: NodeProto | None, reason: str, fallback: NodeProto | None = None) -> None:
+        n = node if node is not None else fallback
+        problems.append(Problem(n.op_type if n is not None else "?", n.name if n is not None else "?", reason))
+
+    # graph input shape: static except the batch dimension
+    for inp in model.graph.input:
+        if model.get_initializer(inp.name) is not None:
+            continue
+        dims = inp.type.tensor_type.shape.dim
+        if not len(dims) or any(not d.dim_value for d in list(dims)[1:]):
+            problems.append(Problem("input", inp.name, "dynamic or unknown input shape (only the batch may be symbolic)"))
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "MatMul", "Gemm"):
+            continue
+        if node.op_type == "Gemm":
+            bad(node, "Gemm left after normalisation (transA or alpha/beta != 1)")
+            continue
+        conv = node.op_type == "Conv"
+        if conv:
+            if attr(node, "group", 1) != 1:
+                bad(node, f"grouped convolution (group={attr(node, 'group')}) is not supported")
+            if any(d != 1 for d in attr(node, "dilations", [1, 1])):
+                bad(node, "dilated convolution is not supported")
+            if len(node.input) > 2 and node.input[2]:
+                bad(node, "convolution bias is not supported (fold it into the batch norm)")
+            if attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                bad(node, "auto_pad is not supported (use explicit pads)")
+        try:
+            act = act_operand(model, node.input[0])
+            covered.update(n.name for n in act.nodes)
+            if conv and act.kind == "bits" and any(attr(node, "pads", [0, 0, 0, 0])):
+                bad(node, "convolution zero-pads a binary input (0 is not a bit value; pad with -sum(beta))")
+        except PatternError as e:
+            bad(e.node if e.node is not None else node, e.reason)
+        try:
+            w = weight_operand(model, node.input[1], conv)
+            covered.update(n.name for n in w.nodes)
+            if conv and len(w.kernel) != 2:
+                bad(node, "only 2-D convolutions are supported")
+        except PatternError as e:
+            bad(e.node if e.node is not None else node, e.reason)
+    for node in model.graph.node:
+        if node.name in covered or node.op_type in ("Conv", "MatMul", "Gemm"):
+            continue
+        op = node.op_type
+        if node.domain in QONNX_DOMAINS:
+            if op == "Quant":
+                bad(node, "Quant that neither quantizes the graph input nor feeds a convolution / matrix product")
+            elif op == "BipolarQuant":
+                bad(node, "BipolarQuant that does not feed a convolution or matrix product")
+            else:
+                bad(node, f"unsupported QONNX op {op}")
+            continue
+        if node.domain not in ("", "ai.onnx"):
+            bad(node, f"unknown op domain '{node.domain}'")
+            continue
+        if op in ELEMENTWISE:
+            consts = [i for i in node.input if const(model, i) is not None]
+            if op == "Add" and not consts:
+                continue  # residual join of two float tensors: kept in float32
+            if len(consts) != 1:
+                bad(node, "elementwise op with two constant operands or two run-time operands")
+            continue
+        if op in ("Dropout", "Identity"):
+            continue
+        if op in FLOAT_KEPT:
+            if op == "AveragePool" and (attr(node, "ceil_mode", 0) or any(attr(node, "pads", [0, 0, 0, 0]))):
+                bad(node, "AveragePool with ceil_mode or padding is not supported")
+            continue
+        if op == "BatchNormalization":
+            if any(const(model, i) is None for i in node.input[1:]):
+                bad(node, "batch norm parameters are not constants")
+            continue
+        if op == "MaxPool":
+            if attr(node, "ceil_mode", 0) or any(d != 1 for d in attr(node, "dilations", [1, 1])):
+                bad(node, "MaxPool with ceil_mode or dilation is not supported")
+            continue
+        if op in ("Reshape", "Flatten"):
+            if op == "Reshape" and const(model, node.input[1]) is None:
+                bad(node, "dynamic shape: Reshape target is computed at run time")
+            continue
+        if op in STRUCTURAL:
+            bad(node, f"{op} outside a recognised layer operand is not supported")
+            continue
+        bad(node, f"op type {op} is not supported by the lowering")
+    return problems
+
+
+def check_support(model: ModelWrapper, where: str | None = None) -> None:
+    """Raise one UnsupportedModelError listing every problem (nothing is rewritten)."""
+    problems = find_problems(model)
+    if problems:
+        listing = "; ".join(str(p) for p in problems)
+        raise UnsupportedModelError(f"cannot lower {len(problems)} node(s): {listing}", where,
+                                    "only binary (BipolarQuant) or integer-input layers with batch norm, "
+                                    "max pooling and flatten can be lowered")
