@@ -1,0 +1,73 @@
+"""Deterministic tensor names for a lowered graph.
+
+The lowering names the tensors it creates with random strings (qonnx's make_new_valueinfo_name),
+so two lowerings of the same model differ in names only. The backend renames every tensor except
+the graph input and output to ``t<i>`` (in order of first appearance: initializers by first use,
+node outputs in node order) and replaces a renamed tensor's name inside node names, so the
+generated project (host graphs, io.json) is byte-identical for identical inputs. Semantics are
+unchanged; the probe metadata written by the lowering is renamed along.
+"""
+from __future__ import annotations
+
+import onnx
+
+
+def canonicalize(proto: onnx.ModelProto) -> onnx.ModelProto:
+    m = onnx.ModelProto.FromString(proto.SerializeToString())
+    g = m.graph
+    keep = {i.name for i in g.input} | {o.name for o in g.output}
+    inits = {t.name for t in g.initializer}
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name and name not in seen and name not in keep:
+            seen.add(name)
+            order.append(name)
+
+    for node in g.node:
+        for i in node.input:
+            if i in inits:
+                visit(i)
+        for o in node.output:
+            visit(o)
+    for t in sorted(inits):
+        visit(t)
+    for vi in g.value_info:
+        visit(vi.name)
+    mapping = {}
+    i = 0
+    for old in order:
+        while f"t{i}" in keep:
+            i += 1
+        mapping[old] = f"t{i}"
+        i += 1
+    # rename longest names first inside node names (a name may contain another)
+    by_len = sorted(mapping, key=len, reverse=True)
+
+    def rn(x: str) -> str:
+        return mapping.get(x, x)
+
+    for node in g.node:
+        node.input[:] = [rn(i) for i in node.input]
+        node.output[:] = [rn(o) for o in node.output]
+        name = node.name
+        for old in by_len:
+            if len(old) >= 4 and old in name:
+                name = name.replace(old, mapping[old])
+        node.name = name
+    for t in g.initializer:
+        t.name = rn(t.name)
+    for vi in g.value_info:
+        vi.name = rn(vi.name)
+    props = []
+    for p in m.metadata_props:
+        key, val = p.key, p.value
+        if key.startswith("abcn_hw.probe."):
+            key = "abcn_hw.probe." + rn(key[len("abcn_hw.probe."):])
+        props.append((key, val))
+    del m.metadata_props[:]
+    for key, val in sorted(props):
+        e = m.metadata_props.add()
+        e.key, e.value = key, val
+    return m

@@ -1,0 +1,131 @@
+"""CLI commands of the backend: ``abcn-hw compile``, ``abcn-hw csim``, ``abcn-hw verify``.
+
+Registered with :func:`abcn_hw.cli.command` when this module is imported (abcn_hw/cli.py imports
+it). The plain functions :func:`compile_model`, :func:`run_csim` and :func:`verify_model` do the
+work and return exit codes / result objects, so they can also be called from Python.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..cli import arg, command
+from ..errors import DataError, OutputPathError
+
+
+def _load_inputs(path: str) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read the inputs: {e}", path, "pass a .npy file of float32 images") from e
+    if not isinstance(x, np.ndarray):
+        raise DataError("the inputs file must hold a single array", path)
+    return x
+
+
+def compile_model(model: str, out: str, folding: str | None = None, target_fps: float | None = None,
+                  clock_mhz: float = 100.0, force: bool = False, quiet: bool = False):
+    """Compile MODEL.onnx (QONNX export or lowered graph) into the HLS project OUT; prints the
+    folding/estimate table. Returns the CompileResult."""
+    from .project import compile
+
+    res = compile(model, out, folding=folding, target_fps=target_fps, clock_mhz=clock_mhz, force=force)
+    if not quiet:
+        print(res.table())
+        print(f"wrote {res.build_dir} ({len(res.files)} files)")
+    return res
+
+
+def run_csim(build_dir: str, inputs_npy: str, out_npy: str, force: bool = False, quiet: bool = False,
+             dump_dir: str | None = None):
+    """Simulate the images of INPUTS_NPY (float32, the model's input domain) through BUILD_DIR's
+    design in one process; write the model output to OUT_NPY (and, with ``dump_dir``, every layer's
+    output as DUMP_DIR/<layer id>.npy in the lowered graph's layout). Returns the CsimResult."""
+    from ..sim import simulate
+
+    out = Path(out_npy)
+    if out.exists() and not force:
+        raise OutputPathError("--out already exists", str(out), "pass --force to overwrite it")
+    x = _load_inputs(inputs_npy)
+    res = simulate(build_dir, x, dump=dump_dir is not None)
+    if dump_dir is not None:
+        d = Path(dump_dir)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            for tensor, value in res.taps.items():
+                np.save(d / f"{res.tap_layers[tensor]}.npy", value)  # layer ids are sanitised identifiers
+        except OSError as e:
+            raise OutputPathError(f"cannot write the dumps: {e.strerror}", str(d)) from e
+    try:
+        np.save(out, res.output)
+    except OSError as e:
+        raise OutputPathError(f"cannot write the output: {e.strerror}", str(out)) from e
+    if not quiet:
+        print(f"{len(x)} images in {res.seconds:.2f} s ({len(x) / max(res.seconds, 1e-9):,.0f} images/s); "
+              f"wrote {out} {tuple(res.output.shape)} {res.output.dtype}")
+        print(res.cycles_table())
+        print("cycle estimate vs csim loop counts: " + ("match" if res.cycles_match else "MISMATCH"))
+    return res
+
+
+def verify_model(model: str, build_dir: str, inputs_npy: str, as_json: bool = False) -> int:
+    """Exported model vs lowered graph (onnxruntime) vs csim on INPUTS_NPY. Exit code 0 when the
+    csim equals the lowered graph on every output element and the lowering's exactness contract
+    holds, 1 otherwise."""
+    from ..sim import verify
+
+    x = _load_inputs(inputs_npy)
+    res = verify(model, build_dir, x)
+    if as_json:
+        json.dump(res.to_dict(), sys.stdout, indent=2, sort_keys=True, default=float)
+        sys.stdout.write("\n")
+    else:
+        print(res.summary())
+    return 0 if res.ok else 1
+
+
+@command(
+    "compile", "generate the HLS C++ project of a model",
+    arg("model", metavar="MODEL.onnx", help="QONNX export (lowered first) or a lowered graph"),
+    arg("--out", required=True, metavar="BUILD_DIR", help="project directory to create"),
+    arg("--folding", metavar="FOLD.json", help="PE/SIMD per layer ({layer: {\"PE\": p, \"SIMD\": s}}, or a folding.json)"),
+    arg("--target-fps", type=float, metavar="F", help="choose the cheapest folding reaching F images/s"),
+    arg("--clock-mhz", type=float, default=100.0, metavar="C", help="clock for the estimates (default 100)"),
+    arg("--force", action="store_true", help="overwrite a non-empty BUILD_DIR"),
+    description="Generate a self-contained Vitis HLS project (top function, weights, testbench, Tcl, Makefile,\n"
+                "folding.json, report.json) and print the per-layer folding / cycle / LUT / BRAM table.",
+)
+def cmd_compile(args: argparse.Namespace) -> int:
+    compile_model(args.model, args.out, args.folding, args.target_fps, args.clock_mhz, args.force)
+    return 0
+
+
+@command(
+    "csim", "C-simulate a generated project on a batch of inputs",
+    arg("build_dir", metavar="BUILD_DIR"),
+    arg("--inputs", required=True, metavar="X.npy", help="float32 inputs in the model's input domain"),
+    arg("--out", required=True, metavar="Y.npy", help="model outputs (shape and dtype of the exported model's)"),
+    arg("--force", action="store_true", help="overwrite an existing --out"),
+    arg("--dump", metavar="DIR", help="also write each layer's output (DIR/<layer id>.npy, lowered-graph layout)"),
+)
+def cmd_csim(args: argparse.Namespace) -> int:
+    run_csim(args.build_dir, args.inputs, args.out, args.force, dump_dir=args.dump)
+    return 0
+
+
+@command(
+    "verify", "check a generated project bit-exact against onnxruntime",
+    arg("model", metavar="MODEL.onnx", help="the model BUILD_DIR was compiled from"),
+    arg("build_dir", metavar="BUILD_DIR"),
+    arg("--inputs", required=True, metavar="X.npy", help="float32 inputs in the model's input domain"),
+    arg("--json", action="store_true", help="print a machine-readable summary"),
+    description="Run the exported model, the lowered graph (onnxruntime) and the C simulation on the same inputs.\n"
+                "Exit 0 when the csim equals the lowered graph on every output element (and the lowering's\n"
+                "exactness contract holds), 1 otherwise, naming the first layer that differs.",
+)
+def cmd_verify(args: argparse.Namespace) -> int:
+    return verify_model(args.model, args.build_dir, args.inputs, args.json)

@@ -1,0 +1,359 @@
+"""Folding (PE/SIMD per layer), the stream stage list, and cycle / resource estimates.
+
+Cycles. Every kernel of the library runs one pipelined loop at II=1 (hls/README.md), so its
+cycles per image are its loop iterations per image:
+
+* window generator (SlidingWindowRect): ``min(KH-PT, H)*W*CF + OH*max(OW*KH*KW*CF, SH*W*CF)``, CF = C/SIMD
+* matrix-vector unit: ``vectors * (MW/SIMD) * (MH/PE)``
+* width converter: ``max(in_words, out_words)``;  bit max-pool: ``H*W*CF`` (non-overlapping square
+  pool), else window generator + ``OH*OW*KH*KW*CF`` (BitMaxPoolRect)
+
+The dataflow pipeline's initiation interval (cycles per image in steady state) is the slowest
+stage's; FPS = clock / II; the latency reported is the sum of the stage cycles (an upper bound:
+stages overlap). The C simulation counts every kernel's loop iterations (abcn::IterCounter), and
+``report.json`` states whether the counts equal these formulas.
+
+Automatic folding for a target FPS: the cycle budget is ``clock / fps``; layer by layer, the
+(PE, SIMD) pair with the smallest PE*SIMD (ties: fewer cycles, then smaller PE) whose stages all
+fit the budget is chosen, PE | MH and SIMD | C (convolution: SIMD folds one pixel's channels) or
+SIMD | MW (fully connected). If no pair fits, the fastest one is used and the report says the
+target is missed.
+
+Resources: the FINN-R analytical cost model (M. Blott, T. B. Preusser, N. J. Fraser,
+G. Gambardella, K. O'Brien, Y. Umuroglu, M. Leeser, K. Vissers, "FINN-R: An End-to-End
+Deep-Learning Framework for Fast Exploration of Quantized Neural Networks", ACM TRETS 11(3),
+2018), in the form FINN implements it for its matrix-vector-activation unit
+(``lut_estimation`` / ``bram_estimation``): per PE and SIMD lane of W-bit weights and A-bit inputs
+
+    LUT  = c0 + c1 * PE * (mult + addertree + acc + thr + comp) + c2,   c0 = 300, c1 = 1.1
+    mult = SIMD * (2*ceil((W+A)/6) - 1) * (W+A)       (W = A = 1: the XNOR)
+    addertree = (W+A) * (2*SIMD - 1),   acc = accumulator bits
+    thr  = T * acc * ceil(TMEM/64),  comp = T * acc  (T thresholds per channel, TMEM = MH/PE)
+    c2   = PE*SIMD*W*ceil(WMEM/64) when the weights (WMEM = MW*MH/(PE*SIMD) words) fit LUTRAM
+           (WMEM <= 128), else 0;
+    BRAM18 = RAMB18 count of a WMEM x (PE*SIMD*W) memory (the FINN-R/UG573 aspect-ratio table).
+
+For an ABC layer (M weight bases, N activation bases) each PE holds M*N XNOR-popcount lanes (so
+mult/addertree/acc are counted M*N times with acc = popcount bits) plus the multi-base combiner
+(M*N coefficient products summed into the ACC_W-bit accumulator, counted as M*N adders of ACC_W
+bits); the thresholds are T = N' (next layer's bases) comparators of ACC_W bits; the M weight
+bases are M memories of WMEM x PE*SIMD bits. The integer first layer uses W = 1, A = input bits.
+These are estimates for design-space exploration, not synthesis results.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from ..errors import UsageError
+from . import limits
+from .ir import MatrixLayer, Network, PoolLayer, Stage
+
+DEFAULT_CLOCK_MHZ = 100.0
+#: default folding (no --folding / --target-fps): throughput-oriented, also fast in C simulation
+DEFAULT_MAX_SIMD = 64
+DEFAULT_MAX_PE = 16
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def sliding_window_iters(g, cf: int) -> int:
+    """Mirror of abcn::sliding_window_rect_iters for a ConvGeom and CF words per pixel."""
+    return min(g.kh - g.pt, g.ifm_h) * g.ifm_w * cf + g.ofm_h * max(g.ofm_w * g.kh * g.kw * cf, g.sh * g.ifm_w * cf)
+
+
+def pool_iters(g, cf: int) -> tuple[int, int]:
+    """(iterations per image, counter calls per kernel call) of the pool kernel for geometry g."""
+    if g.square_pool:
+        return g.ifm_h * g.ifm_w * cf, 1
+    return sliding_window_iters(g, cf) + g.ofm_h * g.ofm_w * g.kh * g.kw * cf, 2
+
+
+def mvu_iters(layer: MatrixLayer, pe: int, simd: int) -> int:
+    return layer.vectors * (layer.mw // simd) * (layer.mh // pe)
+
+
+# -- folding ------------------------------------------------------------------------------------
+
+def word_bits(layer: MatrixLayer, pe: int, simd: int) -> int:
+    """Widest word a layer's folding asks for: its input stream word (N*SIMD bits, or SIMD pixels),
+    its output word (NOUT*PE bits or PE accumulators), its weight word (SIMD bits)."""
+    w_in = simd * layer.in_bits if layer.kind == "int" else layer.n * simd
+    w_out = pe * layer.acc_w if layer.final else layer.nout * pe
+    return max(w_in, w_out, simd)
+
+
+def validate_folding(net: Network, fold: dict[str, tuple[int, int]]) -> None:
+    bad = []
+    for layer in net.matrix_layers:
+        pe, simd = fold[layer.ident]
+        if 1 <= pe and 1 <= simd and word_bits(layer, pe, simd) > limits.MAX_WORD_BITS:
+            bad.append(f"{layer.ident}: PE={pe}, SIMD={simd} needs {word_bits(layer, pe, simd)}-bit stream words "
+                       f"(limit {limits.MAX_WORD_BITS})")
+        elif not (1 <= pe <= limits.MAX_FOLD and 1 <= simd <= limits.MAX_FOLD):
+            bad.append(f"{layer.ident}: PE={pe}, SIMD={simd} out of range 1..{limits.MAX_FOLD}")
+        elif layer.mh % pe:
+            bad.append(f"{layer.ident}: PE={pe} does not divide the {layer.mh} output channels")
+        elif layer.simd_len % simd:
+            what = "input channels" if layer.geom else "input length"
+            bad.append(f"{layer.ident}: SIMD={simd} does not divide the {layer.simd_len} {what}")
+    if bad:
+        raise UsageError("invalid folding: " + "; ".join(bad), fix="PE must divide the output channels, SIMD the "
+                         "input channels (conv) or the input length (fully connected)")
+
+
+def read_folding(net: Network, spec) -> dict[str, tuple[int, int]]:
+    """``spec``: a path to a JSON file or a dict ``{layer: {"PE": p, "SIMD": s}}``; layers are named by
+    their id (``L0_Conv_0``, as in folding.json) or their node name. Missing layers keep the default."""
+    if not isinstance(spec, dict):
+        try:
+            with open(spec, encoding="utf-8") as f:
+                spec = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read the folding file: {e}", str(spec)) from e
+    if isinstance(spec, dict) and "layers" in spec and isinstance(spec["layers"], (list, dict)):
+        spec = spec["layers"]
+    if isinstance(spec, list):  # folding.json format: [{"id":..., "PE":..., "SIMD":...}, ...]
+        spec = {str(e.get("id", e.get("node"))): e for e in spec if isinstance(e, dict)}
+    if not isinstance(spec, dict):
+        raise UsageError("the folding file must map layers to {\"PE\": p, \"SIMD\": s}")
+    fold = default_folding(net)
+    by_name = {}
+    for layer in net.matrix_layers:
+        by_name[layer.ident] = layer
+        by_name.setdefault(layer.node, layer)
+    unknown = []
+    for key, val in spec.items():
+        layer = by_name.get(key)
+        if layer is None or not isinstance(val, dict):
+            unknown.append(str(key)[:40])
+            continue
+        pe, simd = fold[layer.ident]
+        try:
+            pe = int(val.get("PE", pe))
+            simd = int(val.get("SIMD", simd))
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"folding of {layer.ident}: PE/SIMD must be integers") from e
+        fold[layer.ident] = (pe, simd)
+    if unknown:
+        raise UsageError("the folding names unknown layers: " + ", ".join(json.dumps(u) for u in sorted(unknown)),
+                         fix="use the layer ids of folding.json (" + ", ".join(l.ident for l in net.matrix_layers) + ")")
+    validate_folding(net, fold)
+    return fold
+
+
+def default_folding(net: Network) -> dict[str, tuple[int, int]]:
+    fold = {}
+    for layer in net.matrix_layers:
+        pe = max(d for d in divisors(layer.mh) if d <= DEFAULT_MAX_PE)
+        simd = max(d for d in divisors(layer.simd_len) if d <= DEFAULT_MAX_SIMD)
+        fold[layer.ident] = (pe, simd)
+    return fold
+
+
+def auto_folding(net: Network, target_fps: float, clock_mhz: float) -> tuple[dict[str, tuple[int, int]], bool]:
+    """Cheapest folding (sum of PE*SIMD, greedily per layer) meeting ``target_fps``; returns
+    (folding, met)."""
+    if not (target_fps > 0 and math.isfinite(target_fps)):
+        raise UsageError(f"--target-fps must be a positive number, got {target_fps}")
+    budget = clock_mhz * 1e6 / target_fps
+    fold: dict[str, tuple[int, int]] = {}
+    met = True
+    prev_pe = None
+    for li, layer in enumerate(net.layers):
+        if not isinstance(layer, MatrixLayer):
+            continue
+        best = None
+        for pe in divisors(layer.mh):
+            if pe > limits.MAX_FOLD:
+                break
+            for simd in divisors(layer.simd_len):
+                if simd > limits.MAX_FOLD:
+                    break
+                if word_bits(layer, pe, simd) > limits.MAX_WORD_BITS:
+                    continue
+                cyc = max(c for _, c in _layer_stage_cycles(net, li, pe, simd, prev_pe))
+                key = (cyc > budget, pe * simd if cyc <= budget else cyc, cyc, pe)
+                if best is None or key < best[0]:
+                    best = (key, pe, simd)
+        if best is None:
+            raise UsageError(f"{layer.ident}: no folding keeps the stream words within {limits.MAX_WORD_BITS} bits")
+        (over, _, _, _), pe, simd = best
+        met = met and not over
+        fold[layer.ident] = (pe, simd)
+        prev_pe = pe
+    validate_folding(net, fold)
+    return fold, met
+
+
+def _layer_stage_cycles(net: Network, li: int, pe: int, simd: int, prev_w: int | None) -> list[tuple[str, int]]:
+    """Cycles of the stages a matrix layer owns: the converter into it (from the previous stream of
+    ``prev_w`` elements per word), pools between, window generator, MVU."""
+    layer = net.layers[li]
+    out = []
+    # the stream into this layer: pools directly before it run at the producer's word width
+    if prev_w is not None and prev_w != simd:
+        words = _elements_into(net, li) // prev_w
+        out.append(("wc", max(words, words * prev_w // simd)))
+    if layer.geom:
+        g = layer.geom
+        out.append(("swg", sliding_window_iters(g, layer.c_in // simd)))
+    out.append(("mvu", mvu_iters(layer, pe, simd)))
+    return out
+
+
+def _elements_into(net: Network, li: int) -> int:
+    layer = net.layers[li]
+    if layer.geom:
+        return layer.geom.ifm_h * layer.geom.ifm_w * layer.c_in
+    return layer.mw
+
+
+# -- stages -------------------------------------------------------------------------------------
+
+def build_stages(net: Network, fold: dict[str, tuple[int, int]]) -> list[Stage]:
+    """The dataflow pipeline for a folding: window generators, MVUs, width converters, pools."""
+    for layer in net.matrix_layers:
+        layer.pe, layer.simd = fold[layer.ident]
+    stages: list[Stage] = []
+    w = None  # elements per word of the current stream (per base)
+    n = net.input.shape[0] if net.input.kind == "bits" else 1
+    for layer in net.layers:
+        if isinstance(layer, PoolLayer):
+            cf = layer.c // w
+            g = layer.geom
+            iters, ncalls = pool_iters(g, cf)
+            stages.append(Stage("pool" if g.square_pool else "poolrect", f"{layer.ident}_pool", layer.index, n * w,
+                                n * w, dict(IFM_H=g.ifm_h, IFM_W=g.ifm_w, CF=cf, WORD_W=n * w, KH=g.kh, KW=g.kw, SH=g.sh,
+                                            SW=g.sw, PT=g.pt, PL=g.pl, PB=g.pb, PR=g.pr, CALLS=ncalls),
+                                iters,
+                                tap=dict(tensor=layer.out_tensor, kind="bits", shape=list(layer.out_shape), w=w,
+                                         layer=layer.ident)))
+            continue
+        simd, pe = layer.simd, layer.pe
+        if w is not None and w != simd:
+            elems = _elements_into(net, layer.index)
+            words = elems // w
+            stages.append(Stage("wc", f"{layer.ident}_wc", layer.index, n * w, n * simd,
+                                dict(N=n, IN_W=w, OUT_W=simd, NUM_IN_WORDS=words), max(words, elems // simd)))
+        integer = layer.kind == "int"
+        word_in = simd * layer.in_bits if integer else n * simd
+        if layer.geom:
+            g = layer.geom
+            cf = layer.c_in // simd
+            stages.append(Stage("swg", f"{layer.ident}_swg", layer.index, word_in, word_in,
+                                dict(IFM_H=g.ifm_h, IFM_W=g.ifm_w, CF=cf, WORD_W=word_in, KH=g.kh, KW=g.kw, SH=g.sh,
+                                     SW=g.sw, PT=g.pt, PL=g.pl, PB=g.pb, PR=g.pr),
+                                sliding_window_iters(g, cf)))
+        out_w = pe * layer.acc_w if layer.final else layer.nout * pe
+        tap = dict(tensor=layer.out_tensor, kind="acc" if layer.final else "bits", shape=list(layer.out_shape),
+                   w=pe, acc_w=layer.acc_w, layer=layer.ident)
+        stages.append(Stage("imvu" if integer else "mvu", f"{layer.ident}_mvu", layer.index, word_in, out_w,
+                            dict(MW=layer.mw, MH=layer.mh, SIMD=simd, PE=pe, M=layer.m, N=layer.n,
+                                 VECTORS=layer.vectors), mvu_iters(layer, pe, simd), tap=tap))
+        w = pe
+        n = layer.nout
+    return stages
+
+
+# -- estimates ----------------------------------------------------------------------------------
+
+def _bram18(depth: int, width: int) -> int:
+    """RAMB18 count of a depth x width ROM (aspect ratios of UG573, as in FINN-R / FINN)."""
+    if width == 1:
+        return math.ceil(depth / 16384)
+    if width == 2:
+        return math.ceil(depth / 8192)
+    if width <= 4:
+        return math.ceil(depth / 4096) * math.ceil(width / 4)
+    if width <= 9:
+        return math.ceil(depth / 2048) * math.ceil(width / 9)
+    if width <= 18 or depth > 512:
+        return math.ceil(depth / 1024) * math.ceil(width / 18)
+    return math.ceil(depth / 512) * math.ceil(width / 36)
+
+
+def layer_resources(layer: MatrixLayer) -> dict:
+    pe, simd = layer.pe, layer.simd
+    w_bits, a_bits = 1, (layer.in_bits if layer.kind == "int" else 1)
+    c0, c1 = 300, 1.1
+    lanes = layer.m * layer.n
+    mult = simd * (2 * math.ceil((w_bits + a_bits) / 6) - 1) * (w_bits + a_bits)
+    addertree = (w_bits + a_bits) * (2 * simd - 1)
+    pc_bits = math.ceil(math.log2(layer.dot_max + 1)) + 1
+    wmem = (layer.mw * layer.mh) // (pe * simd)
+    tmem = layer.mh // pe
+    combiner = lanes * layer.acc_w
+    thr = layer.nout * layer.acc_w * math.ceil(tmem / 64)
+    comp = layer.nout * layer.acc_w
+    c2 = layer.m * pe * simd * w_bits * math.ceil(wmem / 64) if wmem <= 128 else 0
+    lut = int(c0 + c1 * pe * (lanes * (mult + addertree + pc_bits) + combiner + thr + comp) + c2)
+    bram = 0 if wmem <= 128 else layer.m * _bram18(wmem, pe * simd * w_bits)
+    return {"lut": lut, "bram18": bram, "wmem": wmem, "tmem": tmem}
+
+
+@dataclass
+class Estimate:
+    clock_mhz: float
+    stages: list[Stage]
+    layers: list[dict]
+    ii: int
+    latency_cycles: int
+    target_fps: float | None = None
+    target_met: bool | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.clock_mhz * 1e6 / self.ii if self.ii else float("inf")
+
+    def to_dict(self) -> dict:
+        return {"clock_mhz": self.clock_mhz, "ii_cycles": self.ii, "fps": round(self.fps, 3),
+                "latency_cycles": self.latency_cycles,
+                "latency_us": round(self.latency_cycles / self.clock_mhz, 3),
+                "lut": sum(l["lut"] for l in self.layers), "bram18": sum(l["bram18"] for l in self.layers),
+                "target_fps": self.target_fps, "target_met": self.target_met,
+                "resource_model": "FINN-R (Blott et al., ACM TRETS 2018) as implemented by FINN's MVAU estimates; "
+                                  "see abcn_hw/backend/folding.py",
+                "layers": self.layers,
+                "stages": [{"id": s.ident, "kind": s.kind, "layer": s.layer, "cycles": s.cycles,
+                            "in_width": s.in_width, "out_width": s.out_width,
+                            "counter_calls": s.params.get("CALLS", 1)} for s in self.stages]}
+
+    def table(self) -> str:
+        head = ["layer", "op", "M", "N", "MW", "MH", "PE", "SIMD", "cycles", "LUT", "BRAM18"]
+        rows = [head]
+        for l in self.layers:
+            rows.append([l["id"], l["op"], str(l.get("M", "-")), str(l.get("N", "-")), str(l.get("MW", "-")),
+                         str(l.get("MH", "-")), str(l.get("PE", "-")), str(l.get("SIMD", "-")), str(l["cycles"]),
+                         str(l["lut"]), str(l["bram18"])])
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(wd) for c, wd in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * wd for wd in widths))
+        d = self.to_dict()
+        summary = (f"II {self.ii} cycles -> {self.fps:,.1f} FPS at {self.clock_mhz:g} MHz; latency <= "
+                   f"{self.latency_cycles} cycles ({d['latency_us']} us); LUT ~{d['lut']}, BRAM18 ~{d['bram18']}")
+        if self.target_fps is not None:
+            summary += f"; target {self.target_fps:g} FPS " + ("met" if self.target_met else "NOT met")
+        return "\n".join(lines + [summary])
+
+
+def estimate(net: Network, stages: list[Stage], clock_mhz: float, target_fps: float | None = None,
+             target_met: bool | None = None) -> Estimate:
+    layers = []
+    for layer in net.layers:
+        own = [s for s in stages if s.layer == layer.index]
+        cyc = max(s.cycles for s in own)
+        if isinstance(layer, PoolLayer):
+            layers.append({"id": layer.ident, "node": layer.node, "op": "BitMaxPool", "cycles": cyc, "lut": 0,
+                           "bram18": 0, "stages": {s.kind: s.cycles for s in own}})
+            continue
+        res = layer_resources(layer)
+        layers.append({"id": layer.ident, "node": layer.node, "op": layer.op, "M": layer.m, "N": layer.n,
+                       "MW": layer.mw, "MH": layer.mh, "PE": layer.pe, "SIMD": layer.simd, "NOUT": layer.nout,
+                       "ACC_W": layer.acc_w, "weight_bits": layer.weight_bits, "cycles": cyc,
+                       "stages": {s.kind: s.cycles for s in own}, **res})
+    ii = max(s.cycles for s in stages)
+    return Estimate(clock_mhz, stages, layers, ii, sum(s.cycles for s in stages), target_fps, target_met)

@@ -1,0 +1,189 @@
+"""The backend's layer IR: one dataclass per hardware unit, all shapes static (per image).
+
+The frontend (:mod:`.frontend`) builds a :class:`Network` from a lowered graph; folding
+(:mod:`.folding`) assigns PE/SIMD per :class:`MatrixLayer` and derives the stream :class:`Stage`
+list; the emitters (:mod:`.emit`) print C++ from the stages. Only these dataclasses cross the
+boundaries, so changes in the compiler's graph shapes stay in the frontend and changes of a
+kernel's template signature stay in its emitter.
+
+Conventions (as the kernel library, hls/README.md):
+* activation bit 1 = +1, bit 0 = -1; a bit tensor per image is (N, C, H, W) or (N, C);
+* stream words are base-major: bit ``n*W + j`` = base n, element j of the word;
+* pixels stream in (y, x) order, channels in folds of W inside a pixel (c = cf*W + j);
+* weights are kept unpacked here as (M, O, K) uint8 bits in the *kernel's* K order:
+  (ky, kx, c) for convolutions, the stream order (y, x, c) for a fully connected layer that
+  follows a convolution, the lowered K order otherwise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class InputSpec:
+    """The accelerator's input tensor (what the host computes from the float input)."""
+
+    tensor: str               # lowered tensor name (never printed into generated code)
+    kind: str                 # "bits" (N activation bases) or "int" (integer pixels)
+    shape: tuple[int, ...]    # per image: (N, C, H, W) / (N, K) for bits; (C, H, W) / (K,) for int
+    in_bits: int = 1          # int: bits per pixel
+    signed: bool = False      # int: two's complement pixels
+    lo: int = 0               # int: value range the host checks
+    hi: int = 1
+
+    @property
+    def spatial(self) -> bool:
+        return len(self.shape) == (4 if self.kind == "bits" else 3)
+
+
+@dataclass
+class ConvGeom:
+    """Sliding window: KH x KW kernel, strides SH/SW, paddings top/left/bottom/right (floor mode)."""
+
+    ifm_h: int
+    ifm_w: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pt: int = 0
+    pl: int = 0
+    pb: int = 0
+    pr: int = 0
+
+    @property
+    def ofm_h(self) -> int:
+        return (self.ifm_h + self.pt + self.pb - self.kh) // self.sh + 1
+
+    @property
+    def ofm_w(self) -> int:
+        return (self.ifm_w + self.pl + self.pr - self.kw) // self.sw + 1
+
+    @property
+    def square_pool(self) -> bool:
+        """Non-overlapping square window without padding (the cheap BitMaxPool)."""
+        return self.kh == self.kw == self.sh == self.sw and not (self.pt or self.pl or self.pb or self.pr)
+
+
+@dataclass
+class MatrixLayer:
+    """A matrix-vector unit (+ its activation): XnorPopcount{Conv,MatMul} or IntegerInput{Conv,MatMul}
+    followed by MultiBaseThreshold (``nout`` output bases) or MultiBaseAccumulate (final layer)."""
+
+    index: int
+    ident: str                # derived, safe C++ identifier (names.layer_id)
+    node: str                 # original node name (JSON only)
+    op: str                   # lowered op type of the matrix node
+    kind: str                 # "xnor" or "int"
+    c_in: int                 # input channels (conv) / input length (fc) per base
+    mw: int                   # K: input bits per base of one vector
+    mh: int                   # O: output channels
+    m: int                    # weight bases
+    n: int                    # input activation bases (1 for int)
+    weights: np.ndarray       # (M, O, K) uint8 bits in kernel K order
+    a: np.ndarray | None      # (M, O) int64 weight-scale integers (None: C does not factor)
+    b: np.ndarray | None      # (N,) int64 activation-scale integers
+    geom: ConvGeom | None     # None: fully connected
+    final: bool               # True: MultiBaseAccumulate (logits), else threshold
+    coef: np.ndarray | None = None   # (M, N, O) int64: C[m, n, o] (= a[m, o] * b[n] when factored)
+    thr: np.ndarray | None = None    # (NOUT, O) int64, clipped to +-(acc_max + 1)
+    pos: np.ndarray | None = None    # (O,) uint8, 1: acc >= thr, 0: acc <= thr
+    out_tensor: str = ""      # lowered tensor of the activation output (bits or accumulator)
+    in_bits: int = 8          # int layers: pixel bits
+    in_signed: bool = False
+    a_w: int = 2
+    b_w: int = 2
+    acc_w: int = 2
+    dot_max: int = 0
+    simd: int = 1
+    pe: int = 1
+
+    @property
+    def nout(self) -> int:
+        return 0 if self.final else int(self.thr.shape[0])
+
+    @property
+    def vectors(self) -> int:
+        """Input vectors (output pixels) per image."""
+        return self.geom.ofm_h * self.geom.ofm_w if self.geom else 1
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        """Per-image shape of the activation output as in the lowered graph."""
+        sp = (self.geom.ofm_h, self.geom.ofm_w) if self.geom else ()
+        return ((self.mh,) if self.final else (self.nout, self.mh)) + sp
+
+    @property
+    def simd_len(self) -> int:
+        """The length SIMD must divide: input channels for a convolution (one pixel is folded into
+        C/SIMD words by the window generator), the whole input vector for a fully connected layer."""
+        return self.c_in if self.geom else self.mw
+
+    @property
+    def weight_bits(self) -> int:
+        return self.m * self.mh * self.mw
+
+
+@dataclass
+class PoolLayer:
+    """BitMaxPool on bit feature maps (OR per base; padding bit 0 = -1, the identity of max)."""
+
+    index: int
+    ident: str
+    node: str
+    c: int
+    n: int
+    geom: ConvGeom
+    out_tensor: str
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.n, self.c, self.geom.ofm_h, self.geom.ofm_w)
+
+
+Layer = MatrixLayer | PoolLayer
+
+
+@dataclass
+class Network:
+    """Accelerated part of a lowered graph plus the host-side pre/post-processing graphs."""
+
+    name: str                       # sanitised
+    input: InputSpec
+    layers: list[Layer]
+    output_tensor: str              # accumulator tensor (int32 (B, O)) the post graph starts from
+    pre_model: bytes                # ONNX: graph input -> accelerator input tensor (host side)
+    post_model: bytes               # ONNX: accumulator -> graph output (host side)
+    graph_input: str
+    graph_output: str
+    input_shape: tuple[int, ...]    # per-image float input shape of the exported model
+    output_shape: tuple[int, ...]   # per-image shape of the model output
+    source: str = ""                # basename of the model file (JSON only)
+    acc_dtype: str = "int32"        # dtype of the final accumulator tensor in the lowered graph
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def matrix_layers(self) -> list[MatrixLayer]:
+        return [l for l in self.layers if isinstance(l, MatrixLayer)]
+
+    @property
+    def final(self) -> MatrixLayer:
+        return self.matrix_layers[-1]
+
+
+# -- stages: the stream pipeline after folding -------------------------------------------------
+
+@dataclass
+class Stage:
+    """One kernel call of the dataflow top function."""
+
+    kind: str                 # swg | iswg | mvu | imvu | wc | pool
+    ident: str                # C++ identifier stem of the stage (and of its stream)
+    layer: int                # index into Network.layers the stage belongs to
+    in_width: int             # stream word bits in
+    out_width: int            # stream word bits out
+    params: dict              # kernel template parameters (ints / bools), emitter specific
+    cycles: int               # estimated loop iterations per image (== cycles at II=1)
+    tap: dict | None = None   # per-layer dump description (output of this stage is a lowered tensor)

@@ -1,0 +1,32 @@
+"""Identifiers derived from untrusted model names.
+
+A model file is untrusted input: node, tensor and graph names never reach generated C++, Tcl,
+Makefiles or file paths as they are. Every generated identifier is ``<prefix><index>`` followed
+by an optional sanitised hint (ASCII letters, digits and ``_`` only, at most 24 characters), so
+identifiers are collision-free by construction (the index is unique) and cannot carry quotes,
+newlines, path separators or comment delimiters. Comments get the same sanitised hint only.
+"""
+from __future__ import annotations
+
+import re
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
+HINT_MAX = 16
+
+
+def hint(name: str | None) -> str:
+    """``name`` reduced to ``[A-Za-z0-9_]``, runs of other characters collapsed to ``_``, trimmed."""
+    if not name:
+        return ""
+    s = _UNSAFE.sub("_", str(name)).strip("_")
+    return s[:HINT_MAX].rstrip("_")
+
+
+def layer_id(index: int, name: str | None) -> str:
+    """Collision-free C++ identifier / file-name stem for layer ``index``: ``L<index>[_<hint>]``."""
+    h = hint(name)
+    return f"L{index}_{h}" if h else f"L{index}"
+
+
+def is_safe_identifier(s: str) -> bool:
+    return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", s) is not None

@@ -1,0 +1,341 @@
+"""``compile``: model -> self-contained HLS project directory.
+
+Layout of BUILD_DIR (all paths fixed; nothing derived from model names except the sanitised,
+numbered layer ids ``L<i>_<hint>``):
+
+  README.md                what is here, how to build and simulate
+  Makefile                 g++ C simulation (AP_TYPES overridable: make AP_TYPES=/path/to/ap_types)
+  hls.tcl                  Vitis HLS: csim, csynth, cosim, export (vitis_hls -f hls.tcl)
+  folding.json             PE/SIMD per layer (usable as --folding)
+  report.json              layers, folding, cycle / FPS / latency / LUT / BRAM estimates, lowering report
+  include/abcn/*.hpp       the kernel library (copied from hls/include/abcn)
+  include/csim_tap.hpp     backend glue: per-layer dumps in C simulation
+  include/abcn_backend.hpp backend glue: threshold units for non-factoring coefficients
+  src/config.hpp           stream types and sizes;  src/params_<id>.hpp  weights and thresholds
+  src/top.hpp, src/top.cpp the dataflow top function ``abcn_top``
+  tb/csim_driver.cpp       batch C-simulation driver (files in, files out, iteration counts)
+  host/io.json             stream layouts for the host (input packing, output unpacking, dumps)
+  host/pre.onnx            host pre-processing (input quantisation) of the lowered graph
+  host/post.onnx           host post-processing (accumulator -> float32 logits) of the lowered graph
+  host/lowered.onnx        the lowered graph the project was generated from
+  data/sample_in.bin       one input image (zeros) for the Tcl csim/cosim runs
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..errors import OutputPathError, UnsupportedModelError, UsageError
+from . import emit
+from .folding import DEFAULT_CLOCK_MHZ, Estimate, auto_folding, build_stages, default_folding, estimate, read_folding
+from .canonical import canonicalize
+from .frontend import build_network, is_lowered
+from .ir import Network
+
+GENERATOR = "abcn-hw backend 1"
+ROOT = Path(__file__).resolve().parents[2]
+KERNEL_DIR = ROOT / "hls" / "include" / "abcn"
+CXXFLAGS = ["-std=c++14", "-O2", "-Wall", "-Werror", "-pthread"]
+DEFAULT_PART = "xc7z020clg400-1"
+_SAFE_PATH = re.compile(r"[A-Za-z0-9_./+\-]+")
+
+
+def ap_types_dir() -> Path:
+    """The Xilinx open-source ap_types headers shipped by the installed hls4ml wheel."""
+    try:
+        import hls4ml
+    except Exception as e:  # noqa: BLE001
+        raise UsageError("the hls4ml package (which ships the ap_types headers) is not installed",
+                         fix="pip install hls4ml") from e
+    p = Path(hls4ml.__file__).resolve().parent / "templates" / "vivado" / "ap_types"
+    if not (p / "ap_int.h").is_file():
+        raise UsageError("hls4ml does not ship the ap_types headers", str(p))
+    return p
+
+
+@dataclass
+class CompileResult:
+    build_dir: Path
+    network: Network
+    estimate: Estimate
+    folding: dict
+    files: list[str] = field(default_factory=list)
+    lowering_report: object = None
+
+    def table(self) -> str:
+        return self.estimate.table()
+
+
+def _load(model, where: str | None) -> tuple[onnx.ModelProto, object]:
+    """(lowered proto, lowering report or None) from a path / ModelProto / ModelWrapper."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    if isinstance(model, ModelWrapper):
+        proto = model.model
+    elif isinstance(model, onnx.ModelProto):
+        proto = model
+    else:
+        try:
+            proto = onnx.load(str(model))
+        except Exception as e:  # noqa: BLE001 - protobuf raises many types
+            raise UnsupportedModelError(f"cannot read the model: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}",
+                                        where, "pass a QONNX or lowered .onnx file") from e
+    if is_lowered(proto):
+        return canonicalize(proto), None
+    from ..compiler import lower
+
+    lowered, rep = lower(ModelWrapper(onnx.ModelProto.FromString(proto.SerializeToString())), where=where)
+    return canonicalize(lowered.model), rep
+
+
+def check_out_dir(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputPathError("the build dir exists and is not a directory", str(out_dir), "choose another --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise OutputPathError("the build dir exists and is not empty", str(out_dir),
+                              "choose a new --out or pass --force to overwrite it")
+
+
+def compile(model, out_dir, folding=None, target_fps: float | None = None, clock_mhz: float = DEFAULT_CLOCK_MHZ,
+            force: bool = False, part: str = DEFAULT_PART) -> CompileResult:
+    """Generate the HLS project for ``model`` (an exported QONNX file, which is lowered first, or an
+    already lowered graph; path, ModelProto or ModelWrapper) in ``out_dir``.
+
+    folding: path to a JSON file or dict ``{layer id or node name: {"PE": p, "SIMD": s}}``;
+    target_fps: choose the cheapest folding reaching this rate at ``clock_mhz`` (exclusive with
+    folding); neither: a throughput-oriented default (PE <= 16, SIMD <= 64).
+    Raises UsageError, OutputPathError, UnsupportedModelError (nothing is written then)."""
+    out_dir = Path(out_dir)
+    where = str(model) if isinstance(model, (str, os.PathLike)) else None
+    if folding is not None and target_fps is not None:
+        raise UsageError("--folding and --target-fps are exclusive", fix="pass one of them")
+    try:
+        clock_mhz = float(clock_mhz)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"--clock-mhz must be a number, got {clock_mhz!r}") from e
+    if not (0 < clock_mhz <= 2000):
+        raise UsageError(f"--clock-mhz must be in (0, 2000], got {clock_mhz}")
+    if not re.fullmatch(r"[A-Za-z0-9_\-]+", part or ""):
+        raise UsageError(f"invalid FPGA part name {part!r}")
+    check_out_dir(out_dir, force)
+    ap = ap_types_dir()
+    if not _SAFE_PATH.fullmatch(str(ap)):
+        raise UsageError("the ap_types path contains characters the Makefile cannot hold", str(ap),
+                         "install hls4ml under a plain path")
+
+    proto, low_rep = _load(model, where)
+    net = build_network(proto, source=where, where=where)
+    met = None
+    if target_fps is not None:
+        fold, met = auto_folding(net, float(target_fps), clock_mhz)
+    elif folding is not None:
+        fold = read_folding(net, folding)
+    else:
+        fold = default_folding(net)
+    stages = build_stages(net, fold)
+    est = estimate(net, stages, clock_mhz, float(target_fps) if target_fps is not None else None, met)
+
+    files = generate(net, stages, est, proto, low_rep, ap, clock_mhz, part)
+    _write(out_dir, files, force)
+    return CompileResult(out_dir, net, est, {k: {"PE": v[0], "SIMD": v[1]} for k, v in fold.items()},
+                         sorted(files), low_rep)
+
+
+def _json(obj) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode()
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def io_spec(net: Network, stages) -> dict:
+    in_words, in_w, out_words, out_w = emit.stream_words_per_image(net, stages)
+    first, last = net.matrix_layers[0], net.final
+    return {
+        "graph_input": net.graph_input, "graph_output": net.graph_output,
+        "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
+        "accel_input": {"kind": net.input.kind, "shape": list(net.input.shape), "in_bits": net.input.in_bits,
+                        "signed": net.input.signed, "lo": net.input.lo, "hi": net.input.hi,
+                        "simd": first.simd, "conv": first.geom is not None,
+                        "words": in_words, "width": in_w},
+        "accel_output": {"mh": last.mh, "pe": last.pe, "acc_w": last.acc_w, "vectors": last.vectors,
+                         "dtype": net.acc_dtype,
+                         "words": out_words, "width": out_w},
+        "taps": emit.tap_list(stages),
+        "stages": [{"id": s.ident, "kind": s.kind, "cycles": s.cycles, "counter_calls": s.params.get("CALLS", 1)}
+                   for s in stages],
+    }
+
+
+def generate(net: Network, stages, est: Estimate, proto: onnx.ModelProto, low_rep, ap: Path, clock_mhz: float,
+             part: str) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for hpp in sorted(KERNEL_DIR.glob("*.hpp")):
+        files[f"include/abcn/{hpp.name}"] = hpp.read_bytes()
+    files["include/csim_tap.hpp"] = emit.CSIM_TAP_HPP.encode()
+    files["include/abcn_backend.hpp"] = (Path(__file__).parent / "templates" / "abcn_backend.hpp").read_bytes()
+    files["src/config.hpp"] = emit.config_header(net, stages).encode()
+    for layer in net.matrix_layers:
+        files[f"src/params_{layer.ident}.hpp"] = emit.params_header(layer).encode()
+    files["src/top.hpp"] = emit.top_header().encode()
+    files["src/top.cpp"] = emit.top_source(net, stages).encode()
+    files["tb/csim_driver.cpp"] = emit.driver_source(net, stages).encode()
+    files["host/pre.onnx"] = net.pre_model
+    files["host/post.onnx"] = net.post_model
+    files["host/lowered.onnx"] = proto.SerializeToString(deterministic=True)
+    io = io_spec(net, stages)
+    files["host/io.json"] = _json(io)
+    files["data/sample_in.bin"] = _sample_input(net, io)
+    folding = {"layers": [{"id": l.ident, "node": l.node, "PE": l.pe, "SIMD": l.simd} for l in net.matrix_layers]}
+    files["folding.json"] = _json(folding)
+    report = {"generator": GENERATOR, "source": net.source, "network": net.name, "top": emit.TOP,
+              "part": part, "estimate": est.to_dict(),
+              "lowering": low_rep.to_dict() if low_rep is not None else None,
+              "limits": "abcn_hw/backend/limits.py"}
+    files["report.json"] = _json(report)
+    files["Makefile"] = makefile(ap).encode()
+    files["hls.tcl"] = tcl(clock_mhz, part).encode()
+    files["README.md"] = readme(net, est).encode()
+    return files
+
+
+def _sample_input(net: Network, io: dict) -> bytes:
+    """One all-zeros float input image, quantised by the host graph and packed (for hls.tcl)."""
+    from ..sim.host import pack_input, run_pre
+
+    x = np.zeros((1,) + tuple(net.input_shape), np.float32)
+    acc_in = run_pre(net.pre_model, io, x)
+    return pack_input(io, acc_in)
+
+
+def _write(out_dir: Path, files: dict[str, bytes], force: bool) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if force:
+            for sub in ("include", "src", "tb", "host", "data", "build"):
+                p = out_dir / sub
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                elif p.exists() or p.is_symlink():
+                    p.unlink()
+        root = out_dir.resolve()
+        for rel in sorted(files):
+            path = (out_dir / rel)
+            if not str(path.resolve()).startswith(str(root) + os.sep):  # defence in depth: fixed names only
+                raise OutputPathError("refusing to write outside the build dir", rel)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(files[rel])
+    except OSError as e:
+        raise OutputPathError(f"cannot write the build dir: {e.strerror}", str(out_dir),
+                              "choose a writable --out") from e
+
+
+def makefile(ap: Path) -> str:
+    lines = [
+        "# Generated by abcn-hw compile. C simulation with g++:",
+        "#   make            build build/csim_driver",
+        "#   make run        simulate data/sample_in.bin (one zero image)",
+        "#   make AP_TYPES=/path/to/ap_types   use another copy of the Xilinx ap_types headers",
+        "# The Python side (abcn-hw csim / verify) builds with the same flags into .csim/<hash>/.",
+        f"AP_TYPES ?= {ap}",
+        "CXX ?= g++",
+        f"CXXFLAGS ?= {' '.join(CXXFLAGS)}",
+        "INCLUDES := -Iinclude -Isrc -I$(AP_TYPES)",
+        "SOURCES := src/top.cpp tb/csim_driver.cpp",
+        "HEADERS := $(wildcard src/*.hpp include/*.hpp include/abcn/*.hpp)",
+        "",
+        ".PHONY: all run dump clean",
+        "all: build/csim_driver",
+        "",
+        "build/csim_driver: $(SOURCES) $(HEADERS)",
+        "\tmkdir -p build",
+        "\t$(CXX) $(CXXFLAGS) $(INCLUDES) $(SOURCES) -o $@",
+        "",
+        "build/csim_driver_dump: $(SOURCES) $(HEADERS)",
+        "\tmkdir -p build",
+        "\t$(CXX) $(CXXFLAGS) -DABCN_CSIM_DUMP $(INCLUDES) $(SOURCES) -o $@",
+        "",
+        "run: build/csim_driver",
+        "\t./build/csim_driver data/sample_in.bin build/sample_out.bin build/sample_counts.txt",
+        "",
+        "dump: build/csim_driver_dump",
+        "\t./build/csim_driver_dump data/sample_in.bin build/sample_out.bin build/sample_counts.txt 1 build",
+        "",
+        "clean:",
+        "\trm -rf build",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def tcl(clock_mhz: float, part: str) -> str:
+    period = f"{1000.0 / clock_mhz:.4f}"
+    flags = "-std=c++14 -DABCN_NO_COUNTERS -I$here/include -I$here/src"
+    lines = [
+        "# Generated by abcn-hw compile. Vitis HLS: vitis_hls -f hls.tcl",
+        "# Runs C simulation, synthesis, C/RTL co-simulation (one sample image) and exports an IP.",
+        "set here [file normalize [file dirname [info script]]]",
+        "open_project -reset abcn_hls",
+        "set_top abcn_top",
+        f'add_files "$here/src/top.cpp" -cflags "{flags}"',
+        f'add_files -tb "$here/tb/csim_driver.cpp" -cflags "{flags}"',
+        "open_solution -reset solution1 -flow_target vivado",
+        f"set_part {{{part}}}",
+        f"create_clock -period {period} -name default",
+        'set args [list "$here/data/sample_in.bin" "$here/data/hls_out.bin" "$here/data/hls_counts.txt" 1]',
+        "csim_design -argv $args",
+        "csynth_design",
+        "cosim_design -argv $args",
+        "export_design -format ip_catalog",
+        "exit",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def readme(net: Network, est: Estimate) -> str:
+    return "\n".join([
+        f"# abcn-hw HLS project: {net.name}",
+        "",
+        "Generated by `abcn-hw compile` from " + (f"`{_md_safe(net.source)}`" if net.source else "a model") + ".",
+        "Top function `abcn_top(in, out, images)` in `src/top.cpp`: a DATAFLOW pipeline of the abcn kernel",
+        "library (`include/abcn/`), AXI-stream input/output, `images` over AXI-lite.",
+        "",
+        "* C simulation (one process, a whole batch): `abcn-hw csim BUILD_DIR --inputs X.npy --out Y.npy`",
+        "* bit-exactness against the lowered graph: `abcn-hw verify MODEL.onnx BUILD_DIR --inputs X.npy`",
+        "* plain g++: `make` (override the ap_types headers with `make AP_TYPES=...`), `make run`",
+        "* Vitis HLS (csim, csynth, cosim, export): `vitis_hls -f hls.tcl`",
+        "",
+        "The host quantises the float input with `host/pre.onnx` and turns the final integer accumulators",
+        "into float32 logits with `host/post.onnx` (both cut from the lowered graph, so the float ops are",
+        "exactly the lowered graph's). Stream layouts: `host/io.json`. Folding: `folding.json`.",
+        "",
+        "## Folding and estimates",
+        "",
+        "```",
+        est.table(),
+        "```",
+        "",
+        "Cycle counts are per image at II=1 (checked against the C simulation's loop counters by",
+        "`abcn-hw csim`/`verify`); LUT/BRAM from the FINN-R analytical model (Blott et al., ACM TRETS 2018),",
+        "see `report.json` and abcn_hw/backend/folding.py.",
+        "",
+    ])
+
+
+def _md_safe(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", s)[:80]

@@ -1,0 +1,151 @@
+"""Host side of the generated accelerator: pre/post graphs and stream (un)packing, in numpy.
+
+Layouts (host/io.json, conventions of hls/README.md):
+* integer input, convolution: per image, pixels in (y, x) order, each C/SIMD words of SIMD fields of
+  IN_BITS bits (channel s of the fold at bits [s*IN_BITS, (s+1)*IN_BITS), two's complement);
+  fully connected: the K inputs in order, SIMD fields per word;
+* bit input: base-major words of N*SIMD bits (bit n*SIMD + s = base n, element s of the fold);
+* output: per image NF = MH/PE words of PE fields of ACC_W bits (channel nf*PE + pe);
+* words travel as little-endian uint64 chunks (chunk 0 = bits 0..63).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+MAGIC = 0x4E4E4342
+
+
+@lru_cache(maxsize=8)
+def _session(model: bytes):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+
+def run_pre(pre_model: bytes, io: dict, x: np.ndarray, batch: int = 512) -> np.ndarray:
+    """Float input -> accelerator input tensor (int32 pixels or uint8 bits), as the lowered graph."""
+    sess = _session(pre_model)
+    name = sess.get_inputs()[0].name
+    outs = [sess.run(None, {name: np.ascontiguousarray(x[i:i + batch], np.float32)})[0]
+            for i in range(0, len(x), batch)]
+    return np.concatenate(outs, axis=0)
+
+
+def run_post(post_model: bytes, acc: np.ndarray, dtype: str = "int32", batch: int = 4096) -> np.ndarray:
+    sess = _session(post_model)
+    name = sess.get_inputs()[0].name
+    outs = [sess.run(None, {name: np.ascontiguousarray(acc[i:i + batch], dtype)})[0]
+            for i in range(0, len(acc), batch)]
+    return np.concatenate(outs, axis=0)
+
+
+def bits_to_chunks(bits: np.ndarray) -> np.ndarray:
+    """(count, W) {0,1} -> (count, ceil(W/64)) uint64, bit j of a word = bits[:, j]."""
+    count, w = bits.shape
+    pad = (-w) % 64
+    if pad:
+        bits = np.concatenate([bits, np.zeros((count, pad), np.uint8)], axis=1)
+    return np.packbits(bits.astype(np.uint8), axis=1, bitorder="little").view("<u8").reshape(count, -1)
+
+
+def chunks_to_bits(chunks: np.ndarray, w: int) -> np.ndarray:
+    b = np.unpackbits(np.ascontiguousarray(chunks.astype("<u8")).view(np.uint8), axis=1, bitorder="little")
+    return b[:, :w]
+
+
+def int_fields(vals: np.ndarray, width: int) -> np.ndarray:
+    """(..., K) integers -> (..., K*width) bits, two's complement, field k at bits [k*width, ...)."""
+    v = np.asarray(vals, np.int64) % (1 << width)
+    bits = (v[..., None] >> np.arange(width, dtype=np.int64)) & 1
+    return bits.reshape(*v.shape[:-1], -1).astype(np.uint8)
+
+
+def fields_to_int(bits: np.ndarray, width: int) -> np.ndarray:
+    b = bits.reshape(*bits.shape[:-1], -1, width).astype(np.int64)
+    if width > 62:
+        vals = np.zeros(b.shape[:-1], dtype=object)
+        for i in range(width):
+            vals = vals + b[..., i].astype(object) * (1 << i)
+        vals = np.where(vals >= (1 << (width - 1)), vals - (1 << width), vals)
+        return vals.astype(np.int64)
+    vals = (b << np.arange(width, dtype=np.int64)).sum(-1)
+    return np.where(vals >= (1 << (width - 1)), vals - (1 << width), vals)
+
+
+def pack_input(io: dict, t: np.ndarray) -> bytes:
+    """Accelerator input tensor (B, ...) -> IN.bin bytes."""
+    a = io["accel_input"]
+    b = t.shape[0]
+    simd = a["simd"]
+    if a["kind"] == "int":
+        t = np.asarray(t, np.int64)
+        if t.size and (t.min() < a["lo"] or t.max() > a["hi"]):
+            raise ValueError(f"integer input outside {a['lo']}..{a['hi']}")
+        if a["conv"]:
+            t = t.transpose(0, 2, 3, 1)  # (B, H, W, C)
+        v = t.reshape(b, -1, simd)  # (B, words, SIMD)
+        bits = int_fields(v, a["in_bits"])
+    else:
+        t = np.asarray(t, np.uint8)
+        n = t.shape[1]
+        if a["conv"]:
+            _, _, c, h, w = t.shape
+            v = t.transpose(0, 3, 4, 1, 2).reshape(b, h * w, n, c // simd, simd).transpose(0, 1, 3, 2, 4)
+        else:
+            k = t.shape[2]
+            v = t.reshape(b, n, k // simd, simd).transpose(0, 2, 1, 3)
+        bits = v.reshape(b, -1, n * simd)
+    words = bits.reshape(-1, a["width"])
+    assert words.shape[0] == b * a["words"], (words.shape, b, a["words"])
+    hdr = np.array([MAGIC, b, a["words"], (a["width"] + 63) // 64], "<u8")
+    return hdr.tobytes() + bits_to_chunks(words).tobytes()
+
+
+def read_words(path, width: int, words_per_image: int | None = None) -> tuple[int, np.ndarray]:
+    """OUT.bin -> (images, (count, W) bits)."""
+    raw = np.fromfile(path, dtype="<u8")
+    if raw.size < 4 or raw[0] != MAGIC:
+        raise ValueError("bad csim output file")
+    images, words, ch = int(raw[1]), int(raw[2]), int(raw[3])
+    body = raw[4:]
+    if body.size != images * words * ch:
+        raise ValueError("truncated csim output")
+    return images, chunks_to_bits(body.reshape(-1, ch), width)
+
+
+def unpack_output(io: dict, bits: np.ndarray, images: int) -> np.ndarray:
+    """Output word bits -> int64 accumulators (B, MH) (fully connected final layer)."""
+    o = io["accel_output"]
+    acc = fields_to_int(bits.reshape(images, o["vectors"], -1, o["pe"] * o["acc_w"]), o["acc_w"])  # (B, V, NF, PE)
+    acc = acc.reshape(images, o["vectors"], o["mh"])
+    if o["vectors"] == 1:
+        return acc[:, 0]
+    return acc.transpose(0, 2, 1)
+
+
+def decode_tap(tap: dict, raw: np.ndarray, images: int) -> np.ndarray:
+    """Dump words of a tapped stream -> the lowered tensor (B, *shape)."""
+    w = tap["w"]
+    if tap["kind"] == "acc":
+        shape = tap["shape"]
+        acc_w = tap["acc_w"]
+        bits = chunks_to_bits(raw, tap["width"])
+        vals = fields_to_int(bits, acc_w).reshape(images, -1, shape[0])
+        return vals.reshape(images, *shape[1:], shape[0]).transpose(0, -1, *range(1, len(shape)))
+    shape = tap["shape"]  # (N, C, H, W) or (N, C)
+    n, c = shape[0], shape[1]
+    pixels = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    bits = chunks_to_bits(raw, tap["width"]).reshape(images, pixels, c // w, n, w)
+    t = bits.transpose(0, 3, 1, 2, 4).reshape(images, n, pixels, c)  # (B, N, P, C)
+    if len(shape) > 2:
+        t = t.reshape(images, n, *shape[2:], c)
+        t = np.moveaxis(t, -1, 2)
+    else:
+        t = t[:, :, 0]
+    return t

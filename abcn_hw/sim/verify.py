@@ -1,0 +1,181 @@
+"""verify(model, build_dir, x): the exported model, the lowered graph and the C simulation.
+
+Pass = the csim output equals the lowered graph's (onnxruntime) on every element of every output,
+and the lowering's exactness contract holds between lowered graph and executed export (docs/
+lowering.md: when every layer is exact, every output element is bit-equal; for rounded layers the
+contract is statistical and only reported). On a mismatch the first layer whose activation bits
+differ is named, from the csim's per-layer dumps against the lowered graph's intermediate tensors.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..errors import UsageError
+from .csim import _project, check_inputs, simulate
+
+#: images per onnxruntime call (the lowered graph's im2col/packing tensors grow with the batch)
+BATCH = 64
+
+
+@dataclass
+class VerifyResult:
+    images: int
+    bit_exact: bool                     # csim == lowered graph on every output element
+    mismatches: int                     # differing output elements (csim vs lowered)
+    elements: int
+    prediction_agreement: float         # argmax agreement csim vs lowered (NaN for non-2-D outputs)
+    lowered_vs_exported: dict | None    # compare() summary, None for a lowered input model
+    lowering_exact: bool | None
+    contract_ok: bool
+    first_mismatch_layer: str | None = None
+    layer_mismatches: dict = field(default_factory=dict)  # layer id -> differing elements
+    cycles_match: bool = False
+    cycles: list = field(default_factory=list)
+    accuracy: dict = field(default_factory=dict)
+    csim_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.bit_exact and self.contract_ok
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "bit_exact": self.bit_exact, "mismatches": self.mismatches, "elements": self.elements,
+                "prediction_agreement": self.prediction_agreement, "images": self.images,
+                "lowering_exact": self.lowering_exact, "contract_ok": self.contract_ok,
+                "lowered_vs_exported": self.lowered_vs_exported, "first_mismatch_layer": self.first_mismatch_layer,
+                "layer_mismatches": self.layer_mismatches, "cycles_match": self.cycles_match, "cycles": self.cycles,
+                "csim_seconds": round(self.csim_seconds, 3)}
+
+    def summary(self) -> str:
+        lines = [f"{self.images} images: csim vs lowered graph: "
+                 + ("bit-exact" if self.bit_exact else f"{self.mismatches} of {self.elements} output elements differ")
+                 + f", prediction agreement {100 * self.prediction_agreement:.2f}%"]
+        if self.first_mismatch_layer:
+            lines.append(f"first layer that differs: {self.first_mismatch_layer} "
+                         f"({self.layer_mismatches.get(self.first_mismatch_layer)} elements)")
+        if self.lowered_vs_exported is not None:
+            c = self.lowered_vs_exported
+            lines.append(f"lowered vs exported: {100 * c['output_equal']:.3f}% outputs bit-equal, prediction agreement "
+                         f"{100 * c['prediction_agreement']:.2f}%; lowering "
+                         + ("exact" if self.lowering_exact else "rounded (statistical contract)")
+                         + ("" if self.contract_ok else " -- CONTRACT VIOLATED"))
+        lines.append("cycle estimate vs csim loop counts: " + ("match" if self.cycles_match else "MISMATCH"))
+        lines.append("verify: " + ("PASS" if self.ok else "FAIL"))
+        return "\n".join(lines)
+
+
+def _lowered_run(lowered: onnx.ModelProto, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
+    from ..compiler.compare import _with_outputs
+    from ..compiler.export_runtime import run, session
+
+    out = lowered.graph.output[0].name
+    m = _with_outputs(lowered, names)
+    return run(session(m, optimize=True), x, BATCH, [out] + names)
+
+
+def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True) -> VerifyResult:
+    """``model``: the exported QONNX (or the lowered graph) the build dir was compiled from."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from ..backend.canonical import canonicalize
+    from ..backend.frontend import is_lowered
+    from ..compiler import lower
+
+    b, io = _project(build_dir)
+    x = check_inputs(io, x)
+    where = str(model) if isinstance(model, (str, os.PathLike)) else None
+    if isinstance(model, (str, os.PathLike)):
+        try:
+            proto = onnx.load(str(model))
+        except Exception as e:  # noqa: BLE001
+            raise UsageError(f"cannot read the model: {type(e).__name__}", where) from e
+    else:
+        proto = model.model if isinstance(model, ModelWrapper) else model
+    built = onnx.load(str(b / "host" / "lowered.onnx"))
+    exported = None
+    rep = None
+    if is_lowered(proto):
+        lowered = proto
+    else:
+        exported = proto
+        low, rep = lower(ModelWrapper(onnx.ModelProto.FromString(proto.SerializeToString())), where=where)
+        lowered = low.model
+    if canonicalize(lowered).SerializeToString(deterministic=True) != built.SerializeToString(deterministic=True):
+        raise UsageError("the build dir was not generated from this model (its host/lowered.onnx differs)",
+                         str(b), "recompile with 'abcn-hw compile MODEL --out BUILD_DIR --force'")
+
+    lowered = built  # the same graph with the build's canonical tensor names, which io.json uses
+    res = simulate(b, x, dump=False)
+    ref, cmp = _reference(exported, lowered, x)
+    y = res.output
+    diff = int(np.sum(ref != y)) if ref.shape == y.shape else int(max(ref.size, y.size))
+    agree = float(np.mean(ref.argmax(-1) == y.argmax(-1))) if ref.ndim == 2 and ref.shape == y.shape else float("nan")
+    result = VerifyResult(len(x), diff == 0 and ref.dtype == y.dtype, diff, int(ref.size), agree, None, None, True,
+                          cycles_match=res.cycles_match, cycles=res.counts, csim_seconds=res.seconds)
+    if exported is not None:
+        result.lowered_vs_exported = cmp
+        result.lowering_exact = rep.exact
+        result.contract_ok = (cmp["output_equal"] == 1.0) if rep.exact else True
+    if not result.bit_exact and dump_on_mismatch:
+        _locate(b, io, x, lowered, result)
+    return result
+
+
+def _reference(exported, lowered: onnx.ModelProto, x: np.ndarray) -> tuple[np.ndarray, dict | None]:
+    """The lowered graph's output (onnxruntime) and, with an exported model, the lowering's
+    comparison summary -- one run of each graph, as abcn_hw.compiler.compare does it (export
+    without graph optimisations, lowered graph with; per-layer bits from the lowering's probes)."""
+    from ..compiler.compare import _with_outputs, bit_probes
+    from ..compiler.export_runtime import run, runnable_export, session
+
+    probes = bit_probes(lowered) if exported is not None else {}
+    low_names = sorted(probes)
+    out_l = lowered.graph.output[0].name
+    rl = run(session(_with_outputs(lowered, low_names), optimize=True), x, BATCH, [out_l] + low_names)
+    if exported is None:
+        return rl[0], None
+    exp = runnable_export(exported)
+    exp_names = sorted({z for z, _ in probes.values()})
+    re_ = run(session(_with_outputs(exp, exp_names)), x, BATCH, [exp.graph.output[0].name] + exp_names)
+    ye, yl = re_[0], rl[0]
+    zs = dict(zip(exp_names, re_[1:]))
+    layer_bits = {}
+    for (name, (z, spec)), bits in zip(sorted(probes.items()), rl[1:]):
+        want = np.moveaxis(spec.bits(zs[z]), 0, 1)
+        layer_bits[name] = float(np.mean(want.reshape(bits.shape) == bits.astype(bool))) if want.size == bits.size \
+            else float("nan")
+    agree = float(np.mean(ye.argmax(-1) == yl.argmax(-1))) if ye.ndim == 2 else float("nan")
+    return yl, {"output_equal": float(np.mean(ye == yl)), "prediction_agreement": agree,
+                "max_abs_diff": float(np.max(np.abs(ye.astype(np.float64) - yl))) if ye.size else 0.0,
+                "layer_equal_bits": layer_bits}
+
+
+def _locate(b: Path, io: dict, x: np.ndarray, lowered: onnx.ModelProto, result: VerifyResult) -> None:
+    """Name the first layer whose csim output differs from the lowered graph's tensor."""
+    n = min(len(x), 256)
+    res = simulate(b, x[:n], dump=True)
+    names = [t["tensor"] for t in io["taps"]]
+    outs = _lowered_run(lowered, x[:n], names)[1:]
+    for t, ref in zip(io["taps"], outs):
+        got = res.taps[t["tensor"]]
+        bad = int(np.sum(ref != got)) if ref.shape == got.shape else int(ref.size)
+        result.layer_mismatches[t["layer"]] = bad
+        if bad and result.first_mismatch_layer is None:
+            result.first_mismatch_layer = t["layer"]
+    acc_bad = int(np.sum(res.accumulators != _final_acc(lowered, io, x[:n])))
+    last = io["stages"][-1]["id"].rsplit("_mvu", 1)[0]
+    result.layer_mismatches[last] = acc_bad
+    if result.first_mismatch_layer is None:
+        result.first_mismatch_layer = last if acc_bad else "host post-processing (host/post.onnx)"
+
+
+def _final_acc(lowered: onnx.ModelProto, io: dict, x: np.ndarray) -> np.ndarray:
+    from ..backend.frontend import build_network
+
+    net = build_network(lowered)
+    return _lowered_run(lowered, x, [net.output_tensor])[1]

@@ -1,0 +1,148 @@
+"""Test models for the backend: BNN-PYNQ 1W1A, zoo lenet and random small ABC networks, exported
+to QONNX files (random weights, one training step, calibrated batch norm, some negative BN scales
+so both threshold directions occur)."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+
+@lru_cache(maxsize=2)
+def mnist(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    from abcn_hw.data import load_dataset
+
+    s = getattr(load_dataset("mnist"), split)
+    return np.asarray(s.images, np.float32), np.asarray(s.labels)
+
+
+def cifar_like(n: int, seed: int = 0) -> np.ndarray:
+    x, _ = mnist("train")
+    rng = np.random.default_rng(seed)
+    d = np.pad(x[rng.choice(len(x), n)][:, 0], ((0, 0), (2, 2), (2, 2)))
+    tint = rng.uniform(0.3, 1.0, size=(n, 3, 1, 1)).astype(np.float32)
+    return np.clip(d[:, None] * tint + rng.uniform(0, 0.3, (n, 3, 32, 32)).astype(np.float32), 0, 1).astype(np.float32)
+
+
+def _calibrate(model: torch.nn.Module, x: np.ndarray, rng, neg: float = 0.25, batch: int = 100) -> None:
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            mod.reset_running_stats()
+            mod.momentum = None
+            if mod.weight is not None:
+                with torch.no_grad():
+                    flip = torch.from_numpy(rng.random(mod.num_features) < neg)
+                    mod.weight[flip] *= -1
+    model.train()
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            model(torch.from_numpy(x[i:i + batch]))
+    model.eval()
+
+
+def export(model: torch.nn.Module, shape: tuple[int, ...], path: str) -> str:
+    from abcn_hw.qonnx_export import export_to_qonnx
+
+    model.eval()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        export_to_qonnx(model, shape, path)
+    return path
+
+
+def bnn_pynq(name: str, path: str, seed: int = 0) -> tuple[str, np.ndarray]:
+    """BNN-PYNQ ``name`` (tfc_1w1a, cnv_1w1a, ...) exported with Brevitas' QONNX exporter; returns
+    (path, test inputs)."""
+    from brevitas.export import export_qonnx
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    import onnx
+
+    from abcn_hw.qonnx_export import normalise_opsets
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, _ = model_with_cfg(name, pretrained=False)
+    rng = np.random.default_rng(seed)
+    if name.startswith("cnv"):
+        x, shape = cifar_like(300, seed), (3, 32, 32)
+    else:
+        x, shape = mnist("train")[0][:300], (1, 28, 28)
+    _calibrate(model, x, rng)
+    raw = path + ".raw.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        export_qonnx(model, torch.rand((1,) + shape), export_path=raw, dynamo=False)
+    proto = normalise_opsets(onnx.load(raw))
+    onnx.save(normalise_opsets(cleanup_model(ModelWrapper(proto)).model), path)
+    os.remove(raw)
+    return path, (cifar_like(64, seed + 1) if name.startswith("cnv") else mnist("test")[0])
+
+
+def zoo(name: str, m: int, n: int, path: str, seed: int = 0) -> tuple[str, np.ndarray]:
+    """Zoo model (untrained: one SGD step + calibrated BN), exported; returns (path, test inputs)."""
+    from abcn_hw.models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(name, m, n)
+    shape = tuple(model.config["input_shape"])
+    x = mnist("train")[0][:256] if shape == (1, 28, 28) else cifar_like(256, seed)
+    _step(model, x)
+    _calibrate(model, x, np.random.default_rng(seed))
+    export(model, shape, path)
+    return path, (mnist("test")[0] if shape == (1, 28, 28) else cifar_like(64, seed + 1))
+
+
+def _step(model: torch.nn.Module, x: np.ndarray) -> None:
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    model.train()
+    out = model(torch.from_numpy(x[:64]))
+    out.pow(2).mean().backward()
+    opt.step()
+    opt.zero_grad()
+
+
+def abc_net(spec: dict, path: str, seed: int = 0) -> tuple[str, np.ndarray]:
+    """A small ABC network: [int-input conv -> BN [-> pool]] ... -> flatten -> FC -> BN.
+    spec: convs [(out_ch, k, stride, pad)], m [per layer], n [per layer, None for the first],
+    hw, in_channels, pool (index of the conv followed by MaxPool2d(2)), classes."""
+    from torch import nn
+
+    from abcn_hw.nn.layers import ABCBatchNorm, ABCConv2d, ABCLinear
+
+    torch.manual_seed(seed)
+    c_in, hw = spec.get("in_channels", 1), spec.get("hw", 10)
+    layers: list = []
+    first = dict(input_bits=8)
+    c = c_in
+    for i, (co, k, s, p) in enumerate(spec["convs"]):
+        kw = first if i == 0 else dict(act_bases=spec["n"][i])
+        layers += [ABCConv2d(c, co, k, stride=s, padding=p, weight_bases=spec["m"][i], **kw), ABCBatchNorm(co)]
+        if spec.get("pool") == i:
+            layers.append(nn.MaxPool2d(2))
+        c = co
+    layers.append(nn.Flatten())
+    net = nn.Sequential(*layers)
+    net.eval()
+    with torch.no_grad():
+        feat = net(torch.zeros(1, c_in, hw, hw)).shape[1]
+    j = len(spec["convs"])
+    fc_kw = dict(act_bases=spec["n"][j]) if j else first
+    net.append(ABCLinear(feat, spec.get("classes", 10), weight_bases=spec["m"][j], **fc_kw))
+    net.append(ABCBatchNorm(spec.get("classes", 10)))
+    x = mnist("train")[0][:128, :, :hw, :hw].copy() if c_in == 1 else \
+        np.random.default_rng(seed).random((128, c_in, hw, hw)).astype(np.float32)
+    _step(net, x)
+    _calibrate(net, x, np.random.default_rng(seed), neg=0.4)
+    export(net, (c_in, hw, hw), path)
+    xt = mnist("test")[0][:200, :, :hw, :hw].copy() if c_in == 1 else \
+        np.random.default_rng(seed + 1).random((200, c_in, hw, hw)).astype(np.float32)
+    return path, xt
