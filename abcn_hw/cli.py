@@ -366,5 +366,179 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- lower / summary -------------------------------------------------------------------------------
+
+def _load_inputs(path: str | None, model_path: str, images: int, data_dir: str | None, dataset: str | None):
+    """X for measuring: a .npy file, or the test split of a dataset reshaped to the model input."""
+    import numpy as np
+    import onnx
+
+    proto = onnx.load(model_path, load_external_data=False)
+    dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim][1:]
+    if path is not None:
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read --inputs {path}: {e}", fix="pass a .npy file of float32 inputs") from e
+        return x, f"{len(x)} inputs from {path}"
+    from .data import load_dataset
+
+    ds = load_dataset(dataset or "mnist", data_dir, limit_test=images)
+    x = ds.test.images
+    want = int(np.prod(dims)) if dims and all(dims) else None
+    if want != int(np.prod(x.shape[1:])):
+        raise UsageError(f"the model takes inputs of shape {dims}, {ds.name} images are {list(x.shape[1:])}",
+                         fix="pass --inputs X.npy with inputs of the model's shape")
+    return x.reshape((len(x),) + tuple(dims)), f"{len(x)} {ds.name} test images ({ds.source})"
+
+
+@command(
+    "lower", "lower a QONNX export to the exact XNOR-popcount graph",
+    arg("model", metavar="MODEL.onnx", help="QONNX export (ours or a Brevitas BNN-PYNQ export)"),
+    arg("--out", required=True, metavar="LOWERED.onnx", help="where to write the lowered graph"),
+    arg("--report", action="store_true", help="print the per-layer table and measure agreement with the export"),
+    arg("--inputs", metavar="X.npy", help="inputs for --report (default: bundled MNIST test images)"),
+    arg("--images", type=int, default=500, help="how many dataset test images --report uses (default 500)"),
+    arg("--dataset", help="dataset for --report inputs (default mnist)"),
+    arg("--data-dir", help="dataset folder for --report inputs"),
+    arg("--json", action="store_true", help="print the report as JSON"),
+    arg("--force", action="store_true", help="overwrite --out"),
+    description="Lower a QONNX export: every binary Conv/MatMul becomes an XNOR-popcount op on packed bits,\n"
+                "scales, batch norm and the next layer's activation shifts fold into one integer multi-base\n"
+                "threshold unit per channel. Unsupported nodes are all listed before anything is written (exit 2).",
+)
+def cmd_lower(args: argparse.Namespace) -> int:
+    from .compiler import lower_file
+
+    out = Path(args.out)
+    _check_out_file(out, args.force)
+    if args.images < 1:
+        raise UsageError(f"--images must be >= 1, got {args.images}")
+    if not Path(args.model).is_file():
+        raise UsageError(f"no such model file: {args.model}", fix="pass the QONNX file written by 'abcn-hw train'")
+    x, what = (None, None)
+    if args.report:
+        x, what = _load_inputs(args.inputs, args.model, args.images, args.data_dir, args.dataset)
+    rep = lower_file(args.model, out, report=args.report, inputs=x)
+    if args.json:
+        _emit_json(rep.to_dict() | {"inputs": what, "out": str(out)})
+        return 0
+    if args.report:
+        print(f"measured on {what}")
+        print(rep.table())
+    print(f"wrote {out} ({len(rep.layers)} layers, {'all exact' if rep.exact else 'some layers rounded'})")
+    return 0
+
+
+@command(
+    "summary", "per-layer summary: parameters per bit width, memory, binarized share of operations",
+    arg("model", metavar="MODEL.onnx", help="QONNX export or lowered graph source"),
+    arg("--json", action="store_true", help="machine-readable output"),
+)
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .report.summary import summarise_model, summary_text
+
+    gain, rep = summarise_model(args.model)
+    if args.json:
+        _emit_json(gain.to_dict() | {"lowering": rep})
+    else:
+        print(summary_text(gain))
+    return 0
+
+
+# -- flow ------------------------------------------------------------------------------------------
+
+@command(
+    "flow", "the main job: train -> export -> lower -> compile -> csim -> verify -> report",
+    arg("--model", default="lenet", help="zoo model (default lenet)"),
+    arg("--dataset", help="dataset (default: the model's; mnist = the bundled subset unless --data-dir)"),
+    arg("--data-dir", help="dataset folder"),
+    arg("--weight-bases", type=int, default=3, metavar="M", help="binary weight bases 1..8 (default 3)"),
+    arg("--act-bases", type=int, default=3, metavar="N", help="binary activation bases 1..8 (default 3)"),
+    arg("--scale-grid", choices=("fixed", "pow2", "float"), default="fixed", help="scale grid (default fixed)"),
+    arg("--epochs", type=int, default=10, metavar="E", help="training epochs (default 10)"),
+    arg("--seed", type=int, default=0, help="random seed (default 0)"),
+    arg("--no-reference", action="store_true", help="skip training the float32 reference of the same topology"),
+    arg("--target-fps", type=float, metavar="F", help="choose the folding for this throughput"),
+    arg("--folding", metavar="FOLD.json", help="per-layer PE/SIMD (exclusive with --target-fps)"),
+    arg("--clock-mhz", type=float, default=100.0, metavar="C", help="clock for the estimates (default 100)"),
+    arg("--images", type=int, metavar="K", help="test images for csim/verify (default: the whole test split)"),
+    arg("--quiet", action="store_true", help="no progress bars"),
+    arg("--out", required=True, metavar="DIR", help="flow directory (stages' artefacts and the report)"),
+    description="Train an ABC-Net model, export it to QONNX, lower it to the XNOR-popcount graph, generate\n"
+                "the HLS project, C-simulate it on the test set, verify it bit for bit against onnxruntime\n"
+                "and write DIR/report.{md,html,json}. A finished stage is skipped unless its inputs changed,\n"
+                "so an interrupted flow resumes where it stopped.",
+    interrupt_hint=lambda a: f"finished stages are kept; rerun the same command to resume ({a.out})",
+)
+def cmd_flow(args: argparse.Namespace) -> int:
+    from .flow import Flow, FlowConfig
+
+    cfg = FlowConfig(out=Path(args.out), model=args.model, dataset=args.dataset,
+                     data_dir=Path(args.data_dir) if args.data_dir else None, weight_bases=args.weight_bases,
+                     act_bases=args.act_bases, scale_grid=args.scale_grid, epochs=args.epochs, seed=args.seed,
+                     reference=not args.no_reference, target_fps=args.target_fps,
+                     folding=Path(args.folding) if args.folding else None, clock_mhz=args.clock_mhz,
+                     images=args.images, quiet=args.quiet, command=list(args.argv))
+    res = Flow(cfg).run()
+    v = res["verify"]
+    print(f"verify: {'PASS (bit-exact)' if v.get('ok') else 'FAIL'}; report: {res['report']['html']}")
+    return 0 if v.get("ok") else 1
+
+
+# -- sweep -----------------------------------------------------------------------------------------
+
+@command(
+    "sweep", "train and compile a grid of (M, N) settings in parallel; one comparison table and plot",
+    arg("--model", required=True, help="zoo model"),
+    arg("--bases", default="1x1,3x1,3x3,5x5", help="comma-separated MxN settings (default 1x1,3x1,3x3,5x5)"),
+    arg("--float", dest="with_float", action="store_true", help="also train the float32 reference"),
+    arg("--stock", action="store_true", help="also train the Brevitas stock binary baseline (lenet only)"),
+    arg("--epochs", type=int, default=10, help="epochs per run (default 10)"),
+    arg("--seeds", type=int, nargs="+", default=[0], help="seeds (default 0)"),
+    arg("--jobs", type=int, default=2, help="parallel processes (default 2)"),
+    arg("--no-compile", action="store_true", help="train only; skip lowering and compiling"),
+    arg("--clock-mhz", type=float, default=100.0, help="clock for the hardware estimates (default 100)"),
+    arg("--dataset", help="dataset (default: the model's)"),
+    arg("--data-dir", help="dataset folder"),
+    arg("--out", required=True, metavar="DIR", help="sweep folder: runs/, sweep.md, sweep.json, accuracy_vs_bases.png"),
+    description="Train a grid of ABC settings of one model (one abcn-hw train process per run, --jobs at a\n"
+                "time; finished runs are reused), lower and compile each setting's first seed, and write\n"
+                "DIR/sweep.md, DIR/sweep.json and DIR/accuracy_vs_bases.png.",
+)
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .models import MODELS
+    from .report.grid import GridPoint, compile_runs, plot_accuracy, run_grid, summarise, sweep_table
+
+    if args.model not in MODELS:
+        raise UsageError(f"unknown model '{args.model}'", where="--model", fix=f"use one of: {', '.join(MODELS)}")
+    points = [GridPoint.parse(t) for t in args.bases.split(",") if t.strip()]
+    if args.with_float:
+        points.insert(0, GridPoint.parse("float"))
+    if args.stock:
+        if args.model != "lenet":
+            raise UsageError("the stock Brevitas baseline exists for lenet only", where="--stock")
+        points.append(GridPoint.parse("stock"))
+    for flag, v in (("--epochs", args.epochs), ("--jobs", args.jobs)):
+        if v < 1:
+            raise UsageError(f"{flag} must be >= 1, got {v}")
+    out = Path(args.out)
+    extra = (["--dataset", args.dataset] if args.dataset else []) + (["--data-dir", args.data_dir] if args.data_dir else [])
+    results = run_grid(args.model, points, list(args.seeds), args.epochs, out / "runs", jobs=args.jobs, extra=extra)
+    rows = summarise(results)
+    hw = {} if args.no_compile else compile_runs(results, jobs=args.jobs, clock_mhz=args.clock_mhz)
+    table = sweep_table(rows, hw)
+    (out / "sweep.json").write_text(json.dumps({"model": args.model, "epochs": args.epochs, "seeds": args.seeds,
+                                                "rows": rows, "hardware": hw}, indent=2, default=str) + "\n")
+    (out / "sweep.md").write_text(f"{args.model}, {args.epochs} epochs, seeds {args.seeds}\n\n{table}\n")
+    if any(r["mean"] is not None for r in rows):
+        plot_accuracy(rows, out / "accuracy_vs_bases.png", f"{args.model}: accuracy vs (M, N)")
+    print(table)
+    return 0 if all(r["mean"] is not None for r in rows) else 1
+
+
+# the hardware commands (compile, csim, verify) register themselves with the same registry
+from .backend import commands as _backend_commands  # noqa: E402,F401
+
 if __name__ == "__main__":
     sys.exit(main())

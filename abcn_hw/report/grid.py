@@ -159,3 +159,50 @@ def plot_accuracy(rows: list[dict], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def compile_runs(results: list[JobResult], jobs: int = 2, clock_mhz: float = 100.0, log=print) -> dict:
+    """Lower and compile the first seed's run of every grid point (``abcn-hw compile`` in parallel
+    subprocesses); returns {label: estimate dict from BUILD/report.json, or {"error": ...}}."""
+    firsts: dict[str, JobResult] = {}
+    for r in results:
+        if r.error is None and r.point.label not in firsts and r.point.weight_bases not in ("", "float"):
+            firsts[r.point.label] = r
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+    def run(item):
+        label, r = item
+        build = r.run_dir / "build"
+        cmd = [sys.executable, "-m", "abcn_hw.cli", "compile", str(r.run_dir / "model.onnx"), "--out", str(build),
+               "--clock-mhz", str(clock_mhz), "--force"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            return label, {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+        rep = json.loads((build / "report.json").read_text())
+        est = rep.get("estimate", {})
+        return label, {k: est.get(k) for k in ("fps", "ii_cycles", "latency_us", "lut", "bram18", "clock_mhz")}
+
+    out = {}
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for label, est in pool.map(run, list(firsts.items())):
+            log(f"{label:>24}: " + (f"{est['lut']} LUT, {est['bram18']} BRAM18, {est['fps']:,.0f} FPS"
+                                     if "error" not in est else f"compile FAILED: {est['error']}"))
+            out[label] = est
+    return out
+
+
+def sweep_table(rows: list[dict], hw: dict) -> str:
+    lines = ["| setting | test accuracy (mean ± std) | seeds | export bit-exact | LUT | BRAM18 | FPS @ clock |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        e = hw.get(r["setting"], {})
+        acc = "failed" if r["mean"] is None else f"{100 * r['mean']:.2f}% ± {100 * r['std']:.2f}"
+        if "error" in e:
+            hw_cols = ["compile failed", "", ""]
+        elif e:
+            hw_cols = [str(e["lut"]), str(e["bram18"]), f"{e['fps']:,.0f} @ {e['clock_mhz']:g} MHz"]
+        else:
+            hw_cols = ["-", "-", "-"]
+        lines.append(f"| {r['setting']} | {acc} | {len(r['seeds'])} | {'yes' if r['export_bit_exact'] else 'no'} | "
+                     + " | ".join(hw_cols) + " |")
+    return "\n".join(lines)

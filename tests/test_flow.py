@@ -1,0 +1,66 @@
+"""The main job end to end: abcn-hw flow, its report, resumability and up-front validation."""
+import json
+
+import pytest
+
+from abcn_hw.cli import main
+
+
+@pytest.fixture(scope="module")
+def flow_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("flow") / "demo"
+    rc = main(["flow", "--model", "lenet", "--weight-bases", "2", "--act-bases", "2", "--epochs", "1",
+               "--images", "200", "--no-reference", "--quiet", "--out", str(out)])
+    assert rc == 0
+    return out
+
+
+def test_flow_verifies_bit_exact_and_reports(flow_dir):
+    rep = json.loads((flow_dir / "report.json").read_text())
+    assert rep["verify"]["ok"] and rep["verify"]["bit_exact"] and rep["verify"]["mismatches"] == 0
+    acc = rep["accuracy"]
+    # exact pipeline: the export, the lowered graph and the csim agree on every prediction
+    assert acc["qonnx_export"] == acc["pytorch"]
+    assert acc["lowered"] == acc["csim"]
+    assert rep["lowering"]["exact"] and rep["lowering"]["output_equal"] == 1.0
+    assert rep["gain"]["memory_compression"] > 1 and 0 < rep["gain"]["binarized_mac_share"] <= 1
+    assert all(layer["cycles"] for layer in rep["layers"])
+    html = (flow_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 2 and "Verdict: PASS" in html
+    for f in ("report.md", "lowered.onnx", "build/report.json", "csim/outputs.npy", "verify.json"):
+        assert (flow_dir / f).exists(), f
+
+
+def test_flow_resumes_without_redoing_finished_stages(flow_dir, capsys):
+    before = {p.name: p.stat().st_mtime_ns for p in (flow_dir / ".flow").glob("*.json")}
+    rc = main(["flow", "--model", "lenet", "--weight-bases", "2", "--act-bases", "2", "--epochs", "1",
+               "--images", "200", "--no-reference", "--quiet", "--out", str(flow_dir)])
+    assert rc == 0
+    err = capsys.readouterr().err
+    for stage in ("train", "lower", "compile", "csim", "verify"):
+        assert f"[{stage}] up to date" in err
+    after = {p.name: p.stat().st_mtime_ns for p in (flow_dir / ".flow").glob("*.json")}
+    assert before == after
+
+
+@pytest.mark.parametrize("argv,code", [
+    (["--weight-bases", "9"], 2),
+    (["--model", "nope"], 2),
+    (["--epochs", "0"], 2),
+    (["--target-fps", "-5"], 2),
+])
+def test_flow_rejects_bad_input_before_any_work(tmp_path, capsys, argv, code):
+    out = tmp_path / "f"
+    rc = main(["flow", "--out", str(out)] + argv)
+    assert rc == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("abcn-hw flow: error:") and "Traceback" not in err[0]
+    assert not out.exists()
+
+
+def test_flow_refuses_foreign_non_empty_folder(tmp_path, capsys):
+    (tmp_path / "precious.txt").write_text("keep me")
+    rc = main(["flow", "--out", str(tmp_path)])
+    assert rc == 1
+    assert "not a flow directory" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt"]
