@@ -1,7 +1,7 @@
 """IntMVU (integer first layer: pixels x binary weight bases, add/subtract only)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -25,10 +25,11 @@ class IMVU:
     vectors: int = 6
     a_w: int = 4
     b_w: int = 2
+    variant: str = "default"  # "portable": -DABCN_SIM_SYNTH_PATH (the synthesizable code, no fast path)
 
     def spec(self):
-        return Spec.of("tb_input_layer", MW=self.mw, MH=self.mh, SIMD=self.simd, PE=self.pe, M=self.m,
-                       IN_BITS=self.in_bits, IN_SIGNED=self.signed, ACT=self.act, NOUT=self.nout,
+        return Spec.of("tb_input_layer", self.variant, MW=self.mw, MH=self.mh, SIMD=self.simd, PE=self.pe,
+                       M=self.m, IN_BITS=self.in_bits, IN_SIGNED=self.signed, ACT=self.act, NOUT=self.nout,
                        A_W=self.a_w, B_W=self.b_w)
 
     def specs(self):
@@ -45,11 +46,22 @@ CASES = [
     IMVU(12, 4, 4, 2, 3, 4, 1, 1, nout=1),  # 4-bit signed pixels
     IMVU(27, 10, 9, 5, 2, 8, 0, 2, a_w=6),
     IMVU(16, 4, 8, 1, 3, 8, 1, 2),
+    # input words wider than 64 bits with pixels straddling 64-bit chunks; 32-bit pixels (64-bit dots)
+    IMVU(30, 4, 10, 2, 2, 7, 1, 0),
+    IMVU(30, 6, 10, 3, 3, 7, 0, 1, nout=2),
+    IMVU(8, 4, 4, 2, 2, 32, 0, 0),
+    IMVU(8, 4, 4, 2, 2, 32, 1, 0),
 ]
+# The default build uses IntMVU's C-simulation fast path; the same cases through the synthesizable
+# code path (ABCN_SIM_SYNTH_PATH) must give the same outputs and iteration counts.
+# Cases 1 and 9 (int8; chunk-straddling 7-bit pixels) always, the others with the slow tests.
+CASES += [replace(CASES[i], variant="portable") for i in (1, 9)]
+CASES += [pytest.param(replace(CASES[i], variant="portable"), marks=pytest.mark.slow) for i in (0, 6, 12)]
 
 
 def _id(c):
-    return (f"mw{c.mw}-mh{c.mh}-simd{c.simd}-pe{c.pe}-m{c.m}-{'s' if c.signed else 'u'}{c.in_bits}"
+    return (("portable-" if c.variant == "portable" else "")
+            + f"mw{c.mw}-mh{c.mh}-simd{c.simd}-pe{c.pe}-m{c.m}-{'s' if c.signed else 'u'}{c.in_bits}"
             f"-act{c.act}-nout{c.nout}")
 
 

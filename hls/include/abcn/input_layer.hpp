@@ -13,6 +13,13 @@
 #include "common.hpp"
 #include "xnor_mvu.hpp"
 
+#if ABCN_CSIM_FAST
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+#endif
+
 namespace abcn {
 
 // Largest |x| of an IN_BITS-bit pixel.
@@ -26,6 +33,74 @@ constexpr unsigned long long int_dot_max(unsigned mw, unsigned in_bits, bool in_
 constexpr unsigned int_dot_bits(unsigned mw, unsigned in_bits, bool in_signed) {
     return bits_signed_sym(int_dot_max(mw, in_bits, in_signed));
 }
+
+#if ABCN_CSIM_FAST
+// C-simulation implementation of IntMVU: identical outputs, stream read/write order, activation
+// calls and iteration count, on plain integers. The weight signs are expanded once per call into
+// a local contiguous array sgn[o][m][k] (o = nf*PE + pe, k = sf*SIMD + s; +1 / -1), so each dot
+// product is a multiply-add loop over MW contiguous elements. Only local (heap) state: reentrant.
+// Never compiled for synthesis. T (int32 / int64) holds every pixel, partial sum and dot exactly
+// (|partial sums| <= MW * max|x| < 2^(DW-1)), so no wrapping can differ from the ap_int<DW> code.
+template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned M, unsigned IN_BITS,
+          bool IN_SIGNED, class TA>
+void IntMVU_csim(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename TA::out_t> &out,
+                 const BinaryWeights<SIMD, PE, M, (MH / PE) * (MW / SIMD)> &weights, const TA &act,
+                 unsigned reps, IterCounter *counter) {
+    constexpr unsigned SF = MW / SIMD;
+    constexpr unsigned NF = MH / PE;
+    constexpr int DW = (int)int_dot_bits(MW, IN_BITS, IN_SIGNED);
+    constexpr unsigned WW = SIMD * IN_BITS;       // input word width
+    constexpr unsigned CH = (WW + 63) / 64;       // 64-bit chunks per input word
+    typedef typename std::conditional<(DW <= 32), std::int32_t, std::int64_t>::type T;
+    constexpr std::uint64_t EMASK = (IN_BITS >= 64) ? ~0ull : ((1ull << IN_BITS) - 1ull);
+
+    std::vector<T> sgn((std::size_t)MH * M * MW);
+    for (unsigned nf = 0; nf < NF; nf++)
+        for (unsigned pe = 0; pe < PE; pe++)
+            for (unsigned m = 0; m < M; m++) {
+                T *dst = &sgn[((std::size_t)(nf * PE + pe) * M + m) * MW];
+                for (unsigned sf = 0; sf < SF; sf++) {
+                    const ap_uint<SIMD> w = weights.w[m][pe][nf * SF + sf];
+                    for (unsigned s = 0; s < SIMD; s++) dst[sf * SIMD + s] = w[s] ? T(1) : T(-1);
+                }
+            }
+    std::vector<T> xv(MW);
+    std::uint64_t chunk[CH + 1];
+    chunk[CH] = 0;
+    for (unsigned r = 0; r < reps; r++) {
+        // Neuron fold 0 reads the SF words of the vector; every output is written after them.
+        for (unsigned sf = 0; sf < SF; sf++) {
+            const ap_uint<WW> xw = in.read();
+            for (unsigned c = 0; c < CH; c++) {
+                const unsigned hi = (c * 64 + 63 < WW - 1) ? c * 64 + 63 : WW - 1;
+                chunk[c] = ap_uint<64>(xw(hi, c * 64)).to_uint64();
+            }
+            for (unsigned s = 0; s < SIMD; s++) {
+                const unsigned lo = s * IN_BITS, c = lo / 64, b = lo % 64;
+                std::uint64_t v = chunk[c] >> b;
+                if (b != 0 && b + IN_BITS > 64) v |= chunk[c + 1] << (64 - b);
+                v &= EMASK;
+                std::int64_t sv = (std::int64_t)v;
+                if (IN_SIGNED && ((v >> (IN_BITS - 1)) & 1ull)) sv -= (std::int64_t)(EMASK) + 1;
+                xv[sf * SIMD + s] = (T)sv;
+            }
+        }
+        const T *x = xv.data();
+        for (unsigned nf = 0; nf < NF; nf++) {
+            if (counter) counter->iters += SF;
+            ap_int<DW> dots[PE][M][1];
+            for (unsigned pe = 0; pe < PE; pe++)
+                for (unsigned m = 0; m < M; m++) {
+                    const T *w = &sgn[((std::size_t)(nf * PE + pe) * M + m) * MW];
+                    T sum = 0;
+                    for (unsigned k = 0; k < MW; k++) sum += x[k] * w[k];
+                    dots[pe][m][0] = (long long)sum;
+                }
+            out.write(act.activate(nf, dots));
+        }
+    }
+}
+#endif
 
 // IntMVU: dot_m[o] = sum_k x[k] * (B_m[o][k] ? +1 : -1) for integer pixels x, handed to the
 // activation TA as dots[PE][M][1] (i.e. N = 1; use MultiBaseThreshold with N = 1, b = {1}).
@@ -55,6 +130,15 @@ void IntMVU(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename TA::
     ap_int<DW> acc[PE][M];
 #pragma HLS ARRAY_PARTITION variable = acc complete dim = 0
     ABCN_COUNT_CALL();
+#if ABCN_CSIM_FAST
+    // C simulation: the same stream order, activation calls and counts on native integers
+    // (bit-exact; dots wider than 63 bits, never met in practice, keep the ap_int code).
+    if (DW <= 63) {
+        IntMVU_csim<MW, MH, SIMD, PE, M, IN_BITS, IN_SIGNED>(in, out, weights, act,
+                                                             reps ABCN_COUNTER_ARG(counter));
+        return;
+    }
+#endif
 
     // One flat pipelined loop over all vectors (no pipeline flush between output pixels).
     const unsigned long long total = (unsigned long long)reps * NF * SF;
