@@ -31,6 +31,7 @@ from .errors import AbcnError, OutputPathError, UsageError
 
 STAGES = ("train", "reference", "lower", "compile", "csim", "verify", "report")
 FLOW_VERSION = 1
+SIM_OUTPUTS = {"csim_cycles.json"}  # written into a build dir by csim/verify: not part of the design
 
 
 @dataclass
@@ -114,7 +115,8 @@ def fingerprint(params: dict, files: list[Path]) -> str:
     h = hashlib.sha256(json.dumps({"v": FLOW_VERSION, **params}, sort_keys=True, default=str).encode())
     for f in files:
         f = Path(f)
-        paths = sorted(p for p in f.rglob("*") if p.is_file() and ".csim" not in p.parts) if f.is_dir() else [f]
+        paths = sorted(p for p in f.rglob("*") if p.is_file() and ".csim" not in p.parts
+                       and p.name not in SIM_OUTPUTS) if f.is_dir() else [f]
         for p in paths:
             h.update(str(p.relative_to(f) if f.is_dir() else p.name).encode())
             _hash_file(p, h)
