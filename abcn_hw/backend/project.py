@@ -110,7 +110,8 @@ def compile(model, out_dir, folding=None, target_fps: float | None = None, clock
 
     folding: path to a JSON file or dict ``{layer id or node name: {"PE": p, "SIMD": s}}``;
     target_fps: choose the cheapest folding reaching this rate at ``clock_mhz`` (exclusive with
-    folding); neither: a throughput-oriented default (PE <= 16, SIMD <= 64).
+    folding); neither: the rate of a throughput-oriented default (PE <= 16, SIMD <= 64) reached at
+    the cheapest folding of every layer (the slowest layer sets the rate; the others are balanced to it).
     Raises UsageError, OutputPathError, UnsupportedModelError (nothing is written then)."""
     out_dir = Path(out_dir)
     where = str(model) if isinstance(model, (str, os.PathLike)) else None
@@ -138,7 +139,10 @@ def compile(model, out_dir, folding=None, target_fps: float | None = None, clock
     elif folding is not None:
         fold = read_folding(net, folding)
     else:
-        fold = default_folding(net)
+        # balanced default: the rate the throughput-oriented default folding reaches (its slowest
+        # layer), at the cheapest folding of every other layer that keeps up with it
+        ii = estimate(net, build_stages(net, default_folding(net)), clock_mhz).ii
+        fold, _ = auto_folding(net, clock_mhz * 1e6 / ii, clock_mhz)
     stages = build_stages(net, fold)
     est = estimate(net, stages, clock_mhz, float(target_fps) if target_fps is not None else None, met)
 
