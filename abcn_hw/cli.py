@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -122,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     except AbcnError as e:
         print(_error_line(cmd.name, str(e)), file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
     except KeyboardInterrupt:
         hint = cmd.interrupt_hint(args) if cmd.interrupt_hint else None
         print(f"\n{PROG} {cmd.name}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
