@@ -548,4 +548,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 from .backend import commands as _backend_commands  # noqa: E402,F401
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m abcn_hw.cli`: run the importable module, so that the commands other modules register
+    # (compile, csim, verify) land in the same registry as the ones above
+    from abcn_hw.cli import main as _main
+
+    sys.exit(_main())
