@@ -7,33 +7,32 @@ import contextlib
 import io
 import os
 import warnings
-from functools import lru_cache
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
-
-@lru_cache(maxsize=2)
-def mnist(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
-    from abcn_hw.data import load_dataset
-
-    s = getattr(load_dataset("mnist"), split)
-    return np.asarray(s.images, np.float32), np.asarray(s.labels)
-
-
-def cifar_like(n: int, seed: int = 0) -> np.ndarray:
-    x, _ = mnist("train")
-    rng = np.random.default_rng(seed)
-    d = np.pad(x[rng.choice(len(x), n)][:, 0], ((0, 0), (2, 2), (2, 2)))
-    tint = rng.uniform(0.3, 1.0, size=(n, 3, 1, 1)).astype(np.float32)
-    return np.clip(d[:, None] * tint + rng.uniform(0, 0.3, (n, 3, 32, 32)).astype(np.float32), 0, 1).astype(np.float32)
+# the compiler tests' model builders are the single source of test networks and data
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compiler"))
+from _builders import abc_net as _build_abc_net  # noqa: E402
+from _builders import cifar_like, mnist  # noqa: E402,F401  (re-exported for conftest and scripts)
 
 
 def _calibrate(model: torch.nn.Module, x: np.ndarray, rng, neg: float = 0.25, batch: int = 100) -> None:
+    """Batch-norm statistics from data, with a fraction ``neg`` of the scales made negative (both
+    threshold directions occur). Handles torch's batch norms and our ABCBatchNorm."""
+    from abcn_hw.nn import ABCBatchNorm
+
     for mod in model.modules():
-        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
-            mod.reset_running_stats()
-            mod.momentum = None
+        if isinstance(mod, (torch.nn.modules.batchnorm._BatchNorm, ABCBatchNorm)):
+            if isinstance(mod, ABCBatchNorm):  # exponential average (momentum 0.1) over the passes
+                mod.running_mean.zero_()
+                mod.running_var.fill_(1.0)
+            else:
+                mod.reset_running_stats()
+                mod.momentum = None
             if mod.weight is not None:
                 with torch.no_grad():
                     flip = torch.from_numpy(rng.random(mod.num_features) < neg)
@@ -111,38 +110,12 @@ def _step(model: torch.nn.Module, x: np.ndarray) -> None:
 
 
 def abc_net(spec: dict, path: str, seed: int = 0) -> tuple[str, np.ndarray]:
-    """A small ABC network: [int-input conv -> BN [-> pool]] ... -> flatten -> FC -> BN.
-    spec: convs [(out_ch, k, stride, pad)], m [per layer], n [per layer, None for the first],
-    hw, in_channels, pool (index of the conv followed by MaxPool2d(2)), classes."""
-    from torch import nn
-
-    from abcn_hw.nn.layers import ABCBatchNorm, ABCConv2d, ABCLinear
-
-    torch.manual_seed(seed)
+    """A small ABC network from the compiler tests' builder (``spec``: convs [(out_ch, k, stride,
+    pad)], m, n per layer, hw, in_channels, pool, classes, neg_bn ...), trained one step, batch norm
+    calibrated with some scales negative; exported to ``path``. Returns (path, test inputs)."""
+    net, _ = _build_abc_net(spec, seed)
     c_in, hw = spec.get("in_channels", 1), spec.get("hw", 10)
-    layers: list = []
-    first = dict(input_bits=8)
-    c = c_in
-    for i, (co, k, s, p) in enumerate(spec["convs"]):
-        kw = first if i == 0 else dict(act_bases=spec["n"][i])
-        layers += [ABCConv2d(c, co, k, stride=s, padding=p, weight_bases=spec["m"][i], **kw), ABCBatchNorm(co)]
-        if spec.get("pool") == i:
-            layers.append(nn.MaxPool2d(2))
-        c = co
-    layers.append(nn.Flatten())
-    net = nn.Sequential(*layers)
-    net.eval()
-    with torch.no_grad():
-        feat = net(torch.zeros(1, c_in, hw, hw)).shape[1]
-    j = len(spec["convs"])
-    fc_kw = dict(act_bases=spec["n"][j]) if j else first
-    net.append(ABCLinear(feat, spec.get("classes", 10), weight_bases=spec["m"][j], **fc_kw))
-    net.append(ABCBatchNorm(spec.get("classes", 10)))
-    x = mnist("train")[0][:128, :, :hw, :hw].copy() if c_in == 1 else \
-        np.random.default_rng(seed).random((128, c_in, hw, hw)).astype(np.float32)
-    _step(net, x)
-    _calibrate(net, x, np.random.default_rng(seed), neg=0.4)
     export(net, (c_in, hw, hw), path)
-    xt = mnist("test")[0][:200, :, :hw, :hw].copy() if c_in == 1 else \
+    xt = mnist("test")[0][:200, :, :hw, :hw].copy() if c_in == 1 and hw <= 28 else \
         np.random.default_rng(seed + 1).random((200, c_in, hw, hw)).astype(np.float32)
     return path, xt
