@@ -194,11 +194,14 @@ class Flow:
         return self._run(stage, key, outputs, run)
 
     def _test_inputs(self):
-        from .data import load_dataset
+        """(images, labels, source) of the trained run's test split; loaded once per flow."""
+        if getattr(self, "_inputs", None) is None:
+            from .data import load_dataset
 
-        m = json.loads((self.dir / "train" / "metrics.json").read_text())
-        ds = load_dataset(m["dataset"], m.get("data_dir"), limit_train=1, limit_test=self.cfg.images)
-        return ds.test.images.astype(np.float32), ds.test.labels, ds.source
+            m = json.loads((self.dir / "train" / "metrics.json").read_text())
+            ds = load_dataset(m["dataset"], m.get("data_dir"), limit_train=1, limit_test=self.cfg.images)
+            self._inputs = (ds.test.images.astype(np.float32), ds.test.labels, ds.source)
+        return self._inputs
 
     def _lower(self) -> dict:
         from .compiler import lower_file
