@@ -38,7 +38,12 @@ def fold_weights(bits: np.ndarray, pe: int, simd: int) -> np.ndarray:
 
 
 def word_literals(bits: np.ndarray) -> np.ndarray:
-    """(..., W) bits (bit s = element s) -> array of C++ literals of ap_uint<W>."""
+    """(..., W) bits (bit s = element s) -> array of C++ initialisers of ``abcn::rom_word<W>::type``.
+
+    W <= 64: one integer literal (valid for the ap_uint<W> ROM of synthesis and the uint64 of C
+    simulation). W > 64: ``ABCN_ROM_WIDE(ap_uint<W>("0x...", 16), chunk0, chunk1, ...)``, which
+    common.hpp expands to the ap_uint for synthesis and to the plain 64-bit chunks for C simulation.
+    """
     w = bits.shape[-1]
     flat = bits.reshape(-1, w).astype(np.uint8)
     pad = chunks(w) * 64 - w
@@ -54,7 +59,8 @@ def word_literals(bits: np.ndarray) -> np.ndarray:
             v = 0
             for i, x in enumerate(row):
                 v |= int(x) << (64 * i)
-            out.append(f'{uint_t(w)}("0x{v:x}", 16)')
+            parts = ", ".join(f"0x{int(x):x}ULL" for x in row)
+            out.append(f'ABCN_ROM_WIDE({uint_t(w)}("0x{v:x}", 16), {parts})')
     return np.array(out, dtype=object).reshape(bits.shape[:-1])
 
 
@@ -329,7 +335,8 @@ def driver_source(net: Network, stages: list[Stage]) -> str:
     c.comment("IN.bin : uint64 LE header {0x4e4e4342, images, ABCN_IN_WORDS, chunks}, then images*ABCN_IN_WORDS")
     c.comment("         words of ceil(ABCN_IN_WIDTH/64) uint64 chunks each (chunk 0 = bits 0..63).")
     c.comment("OUT.bin: the same layout with ABCN_OUT_WORDS / ABCN_OUT_WIDTH.")
-    c.comment("COUNTS : 'calls N' (calls of abcn_top), then per stage: index iterations calls (abcn::IterCounter).")
+    c.comment("COUNTS : 'calls N seconds S threads T' (calls of abcn_top, wall time of the simulation loop), then per")
+    c.comment("         stage: index iterations calls (abcn::IterCounter).")
     c.comment("DUMP_DIR (built with -DABCN_CSIM_DUMP, one thread): tap<i>.bin = words of each layer's output stream.")
     c.raw('#include "../src/top.hpp"')
     c.raw("#include <cstdint>")
@@ -337,6 +344,7 @@ def driver_source(net: Network, stages: list[Stage]) -> str:
     c.raw("#include <cstdlib>")
     c.raw("#include <string>")
     c.raw("#include <thread>")
+    c.raw("#include <chrono>")
     c.raw("#include <vector>")
     c.line()
     c.raw("#ifdef ABCN_CSIM_DUMP")
@@ -435,9 +443,11 @@ def driver_source(net: Network, stages: list[Stage]) -> str:
             c.line("workers[t].error = 0;")
             c.line("next += share;")
         c.line("std::vector<std::thread> pool;")
+        c.line("const auto t_start = std::chrono::steady_clock::now();")
         c.line("for (unsigned t = 1; t < threads; t++) pool.emplace_back(&Worker::run, &workers[t]);")
         c.line("workers[0].run();")
         c.line("for (size_t t = 0; t < pool.size(); t++) pool[t].join();")
+        c.line("const double sim_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();")
         c.raw("#ifdef ABCN_CSIM_DUMP")
         c.line("for (unsigned t = 0; t < ABCN_NUM_TAPS; t++) std::fclose(abcn_csim::tap_files[t]);")
         c.raw("#endif")
@@ -459,7 +469,7 @@ def driver_source(net: Network, stages: list[Stage]) -> str:
         c.line('if (std::fclose(fo) != 0) fail("cannot write the output file");')
         c.line('std::FILE *fc = std::fopen(argv[3], "w");')
         c.line('if (!fc) fail("cannot open the counts file");')
-        c.line('std::fprintf(fc, "calls %llu\\n", (unsigned long long)calls);')
+        c.line('std::fprintf(fc, "calls %llu seconds %.6f threads %u\\n", (unsigned long long)calls, sim_seconds, threads);')
         with c.block("for (unsigned s = 0; s < ABCN_NUM_STAGES; s++)"):
             c.line('std::fprintf(fc, "%u %llu %llu\\n", s, (unsigned long long)total[s].iters, '
                    '(unsigned long long)total[s].calls);')

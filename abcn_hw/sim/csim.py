@@ -47,14 +47,22 @@ def source_hash(build_dir: Path, flags: list[str], ap: str) -> str:
     return h.hexdigest()[:20]
 
 
-def build(build_dir, dump: bool = False, cxx: str | None = None) -> Path:
+#: C-simulation variants: the default (fast paths, plain-integer parameter ROMs) or what synthesis
+#: sees (the synthesizable loop code and ap_uint ROM words; much slower, same results)
+VARIANTS = {"fast": (), "synth": ("ABCN_SIM_SYNTH_PATH", "ABCN_AP_ROMS")}
+
+
+def build(build_dir, dump: bool = False, cxx: str | None = None, variant: str = "fast") -> Path:
     """Compile the csim driver (with per-layer taps when ``dump``) once per source content."""
     from ..backend.project import ap_types_dir
 
     b, _ = _project(build_dir)
     ap = str(ap_types_dir())
     cxx = cxx or shutil.which("g++") or "g++"
-    flags = CXX_FLAGS + CSIM_EXTRA_FLAGS + (["-DABCN_CSIM_DUMP"] if dump else [])
+    if variant not in VARIANTS:
+        raise UsageError(f"unknown C-simulation variant {variant!r}", fix="use one of: " + ", ".join(VARIANTS))
+    flags = (CXX_FLAGS + CSIM_EXTRA_FLAGS + (["-DABCN_CSIM_DUMP"] if dump else [])
+             + [f"-D{d}" for d in VARIANTS[variant]])
     key = source_hash(b, flags + [cxx], ap)
     out_dir = b / ".csim" / key
     exe = out_dir / ("csim_driver_dump" if dump else "csim_driver")
@@ -81,7 +89,9 @@ class CsimResult:
     counts: list[dict] = field(default_factory=list)   # per stage: estimated vs counted cycles
     taps: dict[str, np.ndarray] = field(default_factory=dict)  # lowered tensor name -> csim value
     tap_layers: dict[str, str] = field(default_factory=dict)   # lowered tensor name -> layer id
-    seconds: float = 0.0
+    seconds: float = 0.0        # host side: pre graph, packing, driver process, unpacking, post graph
+    sim_seconds: float = 0.0    # inside the driver: the simulation loop over the batch only
+    threads: int = 1
 
     @property
     def cycles_match(self) -> bool:
@@ -111,15 +121,34 @@ def check_inputs(io: dict, x) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def simulate(build_dir, x: np.ndarray, dump: bool = False, keep: str | os.PathLike | None = None) -> CsimResult:
-    """Run the whole batch ``x`` through the C simulation in one process."""
+def default_threads() -> int:
+    """Threads for a batch C simulation: the CPUs this process may use (at most 64)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(64, n))
+
+
+def simulate(build_dir, x: np.ndarray, dump: bool = False, keep: str | os.PathLike | None = None,
+             threads: int | None = None, variant: str = "fast") -> CsimResult:
+    """Run the whole batch ``x`` through the C simulation in one process.
+
+    The driver splits the batch over ``threads`` threads (default: the usable CPUs; one with
+    ``dump``, whose per-layer taps are written in image order). Every kernel keeps only local state,
+    so the result does not depend on the thread count (the tests check this)."""
     import time
 
     b, io = _project(build_dir)
     x = check_inputs(io, x)
+    if threads is None:
+        threads = default_threads()
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise UsageError(f"threads must be a positive integer, got {threads!r}")
+    threads = 1 if dump else min(threads, 64)
     pre = (b / "host" / "pre.onnx").read_bytes()
     post = (b / "host" / "post.onnx").read_bytes()
-    exe = build(b, dump=dump)
+    exe = build(b, dump=dump, variant=variant)
     t0 = time.perf_counter()
     acc_in = host.run_pre(pre, io, x)
     try:
@@ -129,9 +158,6 @@ def simulate(build_dir, x: np.ndarray, dump: bool = False, keep: str | os.PathLi
     with tempfile.TemporaryDirectory(prefix="abcn_csim_") as tmp:
         tmp = Path(tmp)
         (tmp / "in.bin").write_bytes(payload)
-        # One thread: the kernel library's C-simulation fast path (xnor_mvu.hpp) keeps static caches
-        # and is not reentrant; the driver can split a batch over threads for a reentrant library.
-        threads = 1
         args = [str(exe), str(tmp / "in.bin"), str(tmp / "out.bin"), str(tmp / "counts.txt"), str(threads)]
         if dump:
             args.append(str(tmp))
@@ -143,7 +169,9 @@ def simulate(build_dir, x: np.ndarray, dump: bool = False, keep: str | os.PathLi
             raise CsimError(f"the C simulation returned {images} images for {len(x)}")
         acc = host.unpack_output(io, bits, images)
         lines = (tmp / "counts.txt").read_text().splitlines()
-        calls = int(lines[0].split()[1])
+        head = lines[0].split()
+        calls = int(head[1])
+        sim_seconds = float(head[3]) if len(head) >= 4 else 0.0
         counts_raw = [list(map(int, line.split())) for line in lines[1:] if line]
         taps, tap_layers = {}, {}
         if dump:
@@ -161,7 +189,7 @@ def simulate(build_dir, x: np.ndarray, dump: bool = False, keep: str | os.PathLi
         counts.append({"id": st["id"], "kind": st["kind"], "estimated": st["cycles"], "counted": per_image,
                        "calls": ncalls,
                        "match": per_image == st["cycles"] and ncalls == calls * st.get("counter_calls", 1)})
-    result = CsimResult(out, acc, counts, taps, tap_layers, seconds)
+    result = CsimResult(out, acc, counts, taps, tap_layers, seconds, sim_seconds, threads)
     try:  # the cycle check of the last run, next to report.json's estimates
         (b / "csim_cycles.json").write_text(json.dumps({"images": len(x), "cycles_match": result.cycles_match,
                                                          "stages": counts}, indent=2, sort_keys=True) + "\n")

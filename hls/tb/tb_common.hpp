@@ -138,7 +138,7 @@ template <unsigned SIMD, unsigned PE, unsigned M, unsigned TILES>
 void read_weights(Reader &r, abcn::BinaryWeights<SIMD, PE, M, TILES> &w) {
     for (unsigned m = 0; m < M; m++)
         for (unsigned pe = 0; pe < PE; pe++)
-            for (unsigned t = 0; t < TILES; t++) w.w[m][pe][t] = r.word<SIMD>("weight");
+            for (unsigned t = 0; t < TILES; t++) w.set(m, pe, t, r.word<SIMD>("weight"));
 }
 
 template <int A_W, int B_W, class T>

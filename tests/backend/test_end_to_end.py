@@ -37,6 +37,31 @@ def test_tfc_1w1a_bit_exact(tfc):
     assert cmp.layer_equal_bits == res.lowered_vs_exported["layer_equal_bits"]
 
 
+def test_result_independent_of_threads_and_simulation_variant(tfc, tmp_path):
+    """The batch split over threads and the synthesis view (the synthesizable loop code and ap_uint
+    ROM words, as Vitis HLS compiles them) give the same outputs and loop counts as the default
+    single-thread fast path; SIMD > 64 exercises the wide (multi-chunk) weight words."""
+    path, x, _ = tfc
+    res = compile(path, tmp_path / "b", folding={"L0_MatMul_0_XnorPop": {"PE": 4, "SIMD": 196},
+                                                 "L1_MatMul_1_XnorPop": {"PE": 2, "SIMD": 64}})
+    assert res.folding["L0_MatMul_0_XnorPop"]["SIMD"] == 196
+    params = (tmp_path / "b" / "src" / "params_L0_MatMul_0_XnorPop.hpp").read_text()
+    assert "ABCN_ROM_WIDE(ap_uint<196>(" in params
+    xs = x[:37]
+    ref = simulate(tmp_path / "b", xs, threads=1)
+    for kwargs in ({"threads": 3}, {"threads": 2, "variant": "synth"}):
+        r = simulate(tmp_path / "b", xs, **kwargs)
+        assert np.array_equal(r.output, ref.output) and np.array_equal(r.accumulators, ref.accumulators), kwargs
+        per_image = [(c["id"], c["estimated"], c["counted"]) for c in r.counts]
+        assert per_image == [(c["id"], c["estimated"], c["counted"]) for c in ref.counts], kwargs
+        assert r.cycles_match, kwargs
+        assert r.threads == kwargs["threads"] and r.sim_seconds > 0
+    with pytest.raises(Exception, match="variant"):
+        simulate(tmp_path / "b", xs, variant="vitis")
+    with pytest.raises(Exception, match="threads"):
+        simulate(tmp_path / "b", xs, threads=0)
+
+
 def test_lenet33_bit_exact(lenet33):
     path, x, build = lenet33
     _check(verify(path, build, x[:300]), 300)

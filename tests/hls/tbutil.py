@@ -8,8 +8,8 @@ Variants:
   default   g++ -std=c++14 -O2 -Wall -Werror -I hls/include -I <ap_types>
   strict    + -Wextra, the library headers checked as user code (-DABCN_NO_SYSTEM_HEADER,
             -Wno-unknown-pragmas), ap_types via -isystem
-  portable  default + -DABCN_SIM_SYNTH_PATH (simulate the synthesizable code, not the csim
-            fast paths)
+  portable  default + -DABCN_SIM_SYNTH_PATH -DABCN_AP_ROMS (simulate the synthesizable code, not
+            the csim fast paths, with ap_uint parameter ROMs as synthesis stores them)
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class Spec:
         else:
             cmd += ["-I", str(AP_TYPES)]
         if self.variant == "portable":
-            cmd += ["-DABCN_SIM_SYNTH_PATH"]
+            cmd += ["-DABCN_SIM_SYNTH_PATH", "-DABCN_AP_ROMS"]
         return cmd
 
     def command(self, out: Path, pch: Path | None = None) -> list[str]:

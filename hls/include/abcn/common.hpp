@@ -139,6 +139,72 @@ inline ap_uint<clog2(W + 1) + 1> popcount(const ap_uint<W> &x) {
 #endif
 }
 
+// ---------------------------------------------------------------------------------------------
+// Storage of constant parameter words (ROMs), e.g. the packed weights of BinaryWeights.
+//
+// Synthesis (and ABCN_AP_ROMS): a W-bit word is stored as ap_uint<W>, so each ROM is exactly W
+// bits wide. C simulation: as plain integers -- unsigned long long for W <= 64, RawWord<CH> (CH
+// 64-bit chunks, chunk 0 = bits 0..63) above -- so that the generated parameter arrays are constant
+// initialised: g++ compiles an array of a few 10^4 ap_uint literals in tens of seconds, plain
+// integers in well under one. Kernels read a word through rom_word<W>::get (an ap_uint<W> in
+// every mode) and C-simulation fast paths read 64-bit chunks through rom_word<W>::chunk.
+//
+// Generated initialisers: a word of W <= 64 bits is one integer literal (valid for both storages);
+// a wider word is ABCN_ROM_WIDE(ap_uint<W>("0x...", 16), chunk0, chunk1, ...).
+// ---------------------------------------------------------------------------------------------
+template <unsigned CH>
+struct RawWord {
+    unsigned long long c[CH];
+};
+
+#if defined(__SYNTHESIS__) || defined(ABCN_AP_ROMS)
+#define ABCN_ROM_WIDE(ap_value, ...) ap_value
+template <int W>
+struct rom_word {
+    typedef ap_uint<W> type;
+    static ap_uint<W> get(const type &v) {
+#pragma HLS INLINE
+        return v;
+    }
+    static type make(const ap_uint<W> &x) { return x; }
+    static unsigned long long chunk(const type &v, unsigned c) {
+        const unsigned hi = (c * 64 + 63 < (unsigned)W - 1) ? c * 64 + 63 : (unsigned)W - 1;
+        return ap_uint<64>(v(hi, c * 64)).to_uint64();
+    }
+};
+#else
+#define ABCN_ROM_WIDE(ap_value, ...) { { __VA_ARGS__ } }
+template <int W, bool NARROW = (W <= 64)>
+struct rom_word {
+    typedef unsigned long long type;
+    static ap_uint<W> get(const type &v) { return ap_uint<W>(v); }
+    static type make(const ap_uint<W> &x) { return x.to_uint64(); }
+    static unsigned long long chunk(const type &v, unsigned) { return v; }
+};
+template <int W>
+struct rom_word<W, false> {
+    static constexpr unsigned CH = ((unsigned)W + 63) / 64;
+    typedef RawWord<CH> type;
+    static ap_uint<W> get(const type &v) {
+        ap_uint<W> x = 0;
+        for (unsigned c = 0; c < CH; c++) {
+            const unsigned hi = (c * 64 + 63 < (unsigned)W - 1) ? c * 64 + 63 : (unsigned)W - 1;
+            x(hi, c * 64) = ap_uint<64>(v.c[c]);
+        }
+        return x;
+    }
+    static type make(const ap_uint<W> &x) {
+        type v;
+        for (unsigned c = 0; c < CH; c++) {
+            const unsigned hi = (c * 64 + 63 < (unsigned)W - 1) ? c * 64 + 63 : (unsigned)W - 1;
+            v.c[c] = ap_uint<64>(x(hi, c * 64)).to_uint64();
+        }
+        return v;
+    }
+    static unsigned long long chunk(const type &v, unsigned c) { return v.c[c]; }
+};
+#endif
+
 } // namespace abcn
 
 #endif // ABCN_COMMON_HPP

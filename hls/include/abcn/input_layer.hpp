@@ -35,11 +35,12 @@ constexpr unsigned int_dot_bits(unsigned mw, unsigned in_bits, bool in_signed) {
 }
 
 #if ABCN_CSIM_FAST
-// C-simulation implementation of IntMVU: identical outputs, stream read/write order, activation
-// calls and iteration count, on plain integers. The weight signs are expanded once per call into
-// a local contiguous array sgn[o][m][k] (o = nf*PE + pe, k = sf*SIMD + s; +1 / -1), so each dot
-// product is a multiply-add loop over MW contiguous elements. Only local (heap) state: reentrant.
-// Never compiled for synthesis. T (int32 / int64) holds every pixel, partial sum and dot exactly
+// C-simulation implementation of IntMVU: identical outputs, stream reads/writes, activation calls
+// and iteration count, on plain integers. The weight signs are expanded once per call into masks
+// neg[k][row] (row = o*M + m, o = nf*PE + pe; 0 for +1, all ones for -1), so that for each input
+// vector the dot products of all MH*M rows are MW passes of  acc[row] += (x[k] ^ neg) - neg  over
+// contiguous rows (vectorised by the compiler). Only local (heap) state: reentrant. Never
+// synthesised. T (int16 / int32 / int64) holds every pixel, partial sum and dot exactly
 // (|partial sums| <= MW * max|x| < 2^(DW-1)), so no wrapping can differ from the ap_int<DW> code.
 template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned M, unsigned IN_BITS,
           bool IN_SIGNED, class TA>
@@ -48,25 +49,28 @@ void IntMVU_csim(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename
                  unsigned reps, IterCounter *counter) {
     constexpr unsigned SF = MW / SIMD;
     constexpr unsigned NF = MH / PE;
+    constexpr unsigned ROWS = MH * M;
     constexpr int DW = (int)int_dot_bits(MW, IN_BITS, IN_SIGNED);
     constexpr unsigned WW = SIMD * IN_BITS;       // input word width
     constexpr unsigned CH = (WW + 63) / 64;       // 64-bit chunks per input word
-    typedef typename std::conditional<(DW <= 32), std::int32_t, std::int64_t>::type T;
+    typedef typename std::conditional<(DW <= 16), std::int16_t,
+        typename std::conditional<(DW <= 32), std::int32_t, std::int64_t>::type>::type T;
     constexpr std::uint64_t EMASK = (IN_BITS >= 64) ? ~0ull : ((1ull << IN_BITS) - 1ull);
 
-    std::vector<T> sgn((std::size_t)MH * M * MW);
+    std::vector<T> neg((std::size_t)MW * ROWS);
     for (unsigned nf = 0; nf < NF; nf++)
         for (unsigned pe = 0; pe < PE; pe++)
             for (unsigned m = 0; m < M; m++) {
-                T *dst = &sgn[((std::size_t)(nf * PE + pe) * M + m) * MW];
+                const unsigned row = (nf * PE + pe) * M + m;
                 for (unsigned sf = 0; sf < SF; sf++) {
-                    const ap_uint<SIMD> w = weights.w[m][pe][nf * SF + sf];
-                    for (unsigned s = 0; s < SIMD; s++) dst[sf * SIMD + s] = w[s] ? T(1) : T(-1);
+                    const ap_uint<SIMD> w = weights.word(m, pe, nf * SF + sf);
+                    for (unsigned s = 0; s < SIMD; s++) neg[(std::size_t)(sf * SIMD + s) * ROWS + row] = w[s] ? T(0) : T(-1);
                 }
             }
-    std::vector<T> xv(MW);
+    std::vector<T> xv(MW), acc(ROWS);
     std::uint64_t chunk[CH + 1];
     chunk[CH] = 0;
+    if (counter) counter->iters += (unsigned long long)reps * NF * SF;
     for (unsigned r = 0; r < reps; r++) {
         // Neuron fold 0 reads the SF words of the vector; every output is written after them.
         for (unsigned sf = 0; sf < SF; sf++) {
@@ -85,17 +89,17 @@ void IntMVU_csim(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename
                 xv[sf * SIMD + s] = (T)sv;
             }
         }
-        const T *x = xv.data();
+        T *a = acc.data();
+        for (unsigned i = 0; i < ROWS; i++) a[i] = 0;
+        for (unsigned k = 0; k < MW; k++) {
+            const T xk = xv[k];
+            const T *nk = &neg[(std::size_t)k * ROWS];
+            for (unsigned i = 0; i < ROWS; i++) a[i] = (T)(a[i] + ((xk ^ nk[i]) - nk[i]));
+        }
         for (unsigned nf = 0; nf < NF; nf++) {
-            if (counter) counter->iters += SF;
             ap_int<DW> dots[PE][M][1];
             for (unsigned pe = 0; pe < PE; pe++)
-                for (unsigned m = 0; m < M; m++) {
-                    const T *w = &sgn[((std::size_t)(nf * PE + pe) * M + m) * MW];
-                    T sum = 0;
-                    for (unsigned k = 0; k < MW; k++) sum += x[k] * w[k];
-                    dots[pe][m][0] = (long long)sum;
-                }
+                for (unsigned m = 0; m < M; m++) dots[pe][m][0] = (long long)a[(nf * PE + pe) * M + m];
             out.write(act.activate(nf, dots));
         }
     }
@@ -167,7 +171,7 @@ void IntMVU(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename TA::
 #pragma HLS UNROLL
             for (unsigned m = 0; m < M; m++) {
 #pragma HLS UNROLL
-                const ap_uint<SIMD> w = weights.w[m][pe][tile];
+                const ap_uint<SIMD> w = weights.word(m, pe, tile);
                 ap_int<DW> sum = 0;
                 for (unsigned s = 0; s < SIMD; s++) {
 #pragma HLS UNROLL

@@ -93,6 +93,28 @@ struct MultiBaseThreshold {
     template <int DW>
     out_t activate(unsigned nf, const ap_int<DW> (&dots)[PE][M][N]) const {
 #pragma HLS INLINE
+#if ABCN_CSIM_FAST
+        // C simulation: native integers and a 64-bit output word (bit-exact, see mb_accumulate)
+        if (NOUT * PE <= 64 && ACC_W <= 62 && A_W + B_W + DW + 8 <= 63) {
+            unsigned long long bits = 0;
+            const unsigned sh = 64 - (unsigned)ACC_W;
+            for (unsigned pe = 0; pe < PE; pe++) {
+                long long sum = 0;
+                for (unsigned m = 0; m < M; m++) {
+                    const long long am = a[pe][nf][m].to_int64();
+                    for (unsigned n = 0; n < N; n++) sum += am * b[n].to_int64() * dots[pe][m][n].to_int64();
+                }
+                const long long acc = (long long)((unsigned long long)sum << sh) >> sh;  // wrap to ACC_W bits
+                const bool p = pos[pe][nf] != 0;
+                for (unsigned j = 0; j < NOUT; j++) {
+                    const long long th = thr[pe][nf][j].to_int64();
+                    const bool bit = p ? (acc >= th) : (acc <= th);
+                    bits |= (unsigned long long)bit << (j * PE + pe);
+                }
+            }
+            return out_t(bits);
+        }
+#endif
         out_t out = 0;
         for (unsigned pe = 0; pe < PE; pe++) {
 #pragma HLS UNROLL

@@ -12,6 +12,11 @@
 
 #include "common.hpp"
 
+#if ABCN_CSIM_FAST
+#include <cstddef>
+#include <vector>
+#endif
+
 namespace abcn {
 
 // |dot_mn| <= MW for a binary dot product of length MW.
@@ -20,75 +25,88 @@ constexpr unsigned long long xnor_dot_max(unsigned mw) { return mw; }
 constexpr unsigned xnor_dot_bits(unsigned mw) { return bits_signed_sym(mw); }
 
 // Binary weights of M weight bases, folded for PE and SIMD.
-//   w[m][pe][nf*SF + sf] bit s  =  B_m[o][k]  with  o = nf*PE + pe,  k = sf*SIMD + s,
+//   word(m, pe, nf*SF + sf) bit s  =  B_m[o][k]  with  o = nf*PE + pe,  k = sf*SIMD + s,
 //   bit 1 = +1, bit 0 = -1; SF = MW/SIMD, NF = MH/PE, TILES = NF*SF.
+// Stored as rom_word<SIMD>::type w[M][PE][TILES] (ap_uint<SIMD> in synthesis, see common.hpp).
 // For HLS, partition w completely in dims 1 and 2 at the top level (one ROM per (m, pe)).
 template <unsigned SIMD, unsigned PE, unsigned M, unsigned TILES>
 struct BinaryWeights {
-    ap_uint<SIMD> w[M][PE][TILES];
+    typedef rom_word<(int)SIMD> rom;
+    typename rom::type w[M][PE][TILES];
+    ap_uint<SIMD> word(unsigned m, unsigned pe, unsigned tile) const {
+#pragma HLS INLINE
+        return rom::get(w[m][pe][tile]);
+    }
+    void set(unsigned m, unsigned pe, unsigned tile, const ap_uint<SIMD> &x) { w[m][pe][tile] = rom::make(x); }
 };
 
 #if ABCN_CSIM_FAST
-// C-simulation implementation of XnorMVU: identical results, loop structure and iteration count,
-// on uint64 chunks (weights converted once per call into a static cache: not reentrant across
-// threads). Never compiled for synthesis.
+// OR the low `len` bits of v (len <= 64, higher bits zero) into the bit vector dst at bit `pos`.
+inline void csim_put_bits(unsigned long long *dst, unsigned pos, unsigned long long v, unsigned len) {
+    const unsigned w = pos / 64, b = pos % 64;
+    dst[w] |= v << b;
+    if (b != 0 && b + len > 64) dst[w + 1] |= v >> (64 - b);
+}
+
+// C-simulation implementation of XnorMVU: identical outputs, stream reads/writes, activation
+// calls and iteration count. Per call, every (channel, weight base) row and, per vector, every
+// input base is laid out as one contiguous MW-bit vector (zero padded to 64-bit chunks), so that a
+// dot product is ceil(MW/64) XOR-popcounts whatever the folding:
+//     dot = MW - 2 * popcount(x XOR w)      (= 2 * popcount(XNOR) - MW on the MW real bits).
+// Only local state: reentrant, so a batch can be simulated on several threads. Never synthesised.
 template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned M, unsigned N, class TA>
 void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::out_t> &out,
                   const BinaryWeights<SIMD, PE, M, (MH / PE) * (MW / SIMD)> &weights,
                   const TA &act, unsigned reps, IterCounter *counter) {
+    typedef typename BinaryWeights<SIMD, PE, M, (MH / PE) * (MW / SIMD)>::rom rom;
     constexpr unsigned SF = MW / SIMD;
     constexpr unsigned NF = MH / PE;
-    constexpr unsigned TILES = NF * SF;
     constexpr unsigned CH = (SIMD + 63) / 64;  // 64-bit chunks per SIMD slice
+    constexpr unsigned RW = (MW + 63) / 64;    // 64-bit chunks per MW-bit row
     constexpr int DW = (int)xnor_dot_bits(MW);
-    constexpr unsigned long long LAST_MASK =
-        (SIMD % 64 == 0) ? ~0ull : ((1ull << (SIMD % 64)) - 1ull);
-    static unsigned long long wc[TILES][PE][M][CH];
-    for (unsigned t = 0; t < TILES; t++)
+    // rows[(o * M + m) * RW + r]: weight base m of output channel o, bit k = element k
+    std::vector<unsigned long long> rows((std::size_t)MH * M * RW, 0ull);
+    for (unsigned nf = 0; nf < NF; nf++)
         for (unsigned pe = 0; pe < PE; pe++)
-            for (unsigned m = 0; m < M; m++)
-                for (unsigned c = 0; c < CH; c++) {
-                    const unsigned hi = (c * 64 + 63 < SIMD - 1) ? c * 64 + 63 : SIMD - 1;
-                    wc[t][pe][m][c] = ap_uint<64>(weights.w[m][pe][t](hi, c * 64)).to_uint64();
-                }
-    static unsigned long long xb[SF][N][CH];
+            for (unsigned m = 0; m < M; m++) {
+                unsigned long long *dst = &rows[((std::size_t)(nf * PE + pe) * M + m) * RW];
+                for (unsigned sf = 0; sf < SF; sf++)
+                    for (unsigned c = 0; c < CH; c++) {
+                        const unsigned len = (c * 64 + 64 <= SIMD) ? 64u : SIMD - c * 64;
+                        csim_put_bits(dst, sf * SIMD + c * 64, rom::chunk(weights.w[m][pe][nf * SF + sf], c), len);
+                    }
+            }
+    std::vector<unsigned long long> xv((std::size_t)N * RW);  // the current vector, per input base
     unsigned pc[PE][M][N];
-    const unsigned long long total = (unsigned long long)reps * NF * SF;
-    unsigned sf = 0, nf = 0, tile = 0;
-    for (unsigned long long i = 0; i < total; i++) {
-        if (counter) counter->iters++;
-        if (nf == 0) {
+    if (counter) counter->iters += (unsigned long long)reps * NF * SF;
+    for (unsigned r = 0; r < reps; r++) {
+        for (std::size_t i = 0; i < xv.size(); i++) xv[i] = 0;
+        for (unsigned sf = 0; sf < SF; sf++) {
             const ap_uint<N * SIMD> x = in.read();
             for (unsigned n = 0; n < N; n++)
                 for (unsigned c = 0; c < CH; c++) {
                     const unsigned lo = n * SIMD + c * 64;
-                    const unsigned hi = (c * 64 + 63 < SIMD - 1) ? lo + 63 : n * SIMD + SIMD - 1;
-                    xb[sf][n][c] = ap_uint<64>(x(hi, lo)).to_uint64();
+                    const unsigned len = (c * 64 + 64 <= SIMD) ? 64u : SIMD - c * 64;
+                    const unsigned long long v = ap_uint<64>(x(lo + len - 1, lo)).to_uint64();
+                    csim_put_bits(&xv[(std::size_t)n * RW], sf * SIMD + c * 64, v, len);
                 }
         }
-        for (unsigned pe = 0; pe < PE; pe++)
-            for (unsigned m = 0; m < M; m++) {
-                const unsigned long long *w = wc[tile][pe][m];
-                for (unsigned n = 0; n < N; n++) {
-                    const unsigned long long *x = xb[sf][n];
-                    unsigned cnt = 0;
-                    for (unsigned c = 0; c + 1 < CH; c++) cnt += (unsigned)__builtin_popcountll(~(w[c] ^ x[c]));
-                    cnt += (unsigned)__builtin_popcountll(~(w[CH - 1] ^ x[CH - 1]) & LAST_MASK);
-                    pc[pe][m][n] = (sf == 0 ? 0u : pc[pe][m][n]) + cnt;
+        for (unsigned nf = 0; nf < NF; nf++) {
+            for (unsigned pe = 0; pe < PE; pe++)
+                for (unsigned m = 0; m < M; m++) {
+                    const unsigned long long *w = &rows[((std::size_t)(nf * PE + pe) * M + m) * RW];
+                    for (unsigned n = 0; n < N; n++) {
+                        const unsigned long long *xn = &xv[(std::size_t)n * RW];
+                        unsigned diff = 0;
+                        for (unsigned k = 0; k < RW; k++) diff += (unsigned)__builtin_popcountll(w[k] ^ xn[k]);
+                        pc[pe][m][n] = diff;
+                    }
                 }
-            }
-        tile++;
-        if (++sf == SF) {
             ap_int<DW> dots[PE][M][N];
             for (unsigned pe = 0; pe < PE; pe++)
                 for (unsigned m = 0; m < M; m++)
-                    for (unsigned n = 0; n < N; n++) dots[pe][m][n] = 2 * (long long)pc[pe][m][n] - (long long)MW;
+                    for (unsigned n = 0; n < N; n++) dots[pe][m][n] = (long long)MW - 2 * (long long)pc[pe][m][n];
             out.write(act.activate(nf, dots));
-            sf = 0;
-            if (++nf == NF) {
-                nf = 0;
-                tile = 0;
-            }
         }
     }
 }
@@ -147,7 +165,7 @@ void XnorMVU(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::out_t
 #pragma HLS UNROLL
             for (unsigned m = 0; m < M; m++) {
 #pragma HLS UNROLL
-                const ap_uint<SIMD> w = weights.w[m][pe][tile];
+                const ap_uint<SIMD> w = weights.word(m, pe, tile);
                 for (unsigned n = 0; n < N; n++) {
 #pragma HLS UNROLL
                     const ap_uint<SIMD> xn = x((n + 1) * SIMD - 1, n * SIMD);
