@@ -22,7 +22,7 @@ class CsimError(AbcnError):
 
 CXX_FLAGS = ["-std=c++14", "-O2", "-Wall", "-Werror", "-pthread"]
 #: csim-only: the binary runs on the machine that builds it (popcnt etc.); not in the Makefile
-CSIM_EXTRA_FLAGS = ["-march=native"]
+CSIM_EXTRA_FLAGS = ["-O3", "-march=native"]
 IMAGES_PER_CALL = 64
 
 

@@ -73,11 +73,15 @@ def int_fields_to_chunks(vals: np.ndarray, width: int) -> np.ndarray | None:
         return None
     count, k = vals.shape
     per = 64 // width
-    v = np.ascontiguousarray(vals, np.int64).view(np.uint64) & np.uint64((1 << width) - 1)
-    out = np.zeros((count, -(-k * width // 64)), "<u8")
+    mask = np.uint64((1 << width) - 1)
+    out = np.zeros((-(-k * width // 64), count), np.uint64)
     for j in range(k):  # k = fields per word (SIMD): a short loop of whole-column operations
-        out[:, j // per] |= v[:, j] << np.uint64((j % per) * width)
-    return out
+        col = vals[:, j].astype(np.uint64)  # two's complement (sign-extending cast), then masked
+        col &= mask
+        if j % per:
+            col <<= np.uint64((j % per) * width)
+        out[j // per] |= col
+    return np.ascontiguousarray(out.T).astype("<u8", copy=False)
 
 
 def fields_to_int(bits: np.ndarray, width: int) -> np.ndarray:
@@ -98,8 +102,10 @@ def pack_input(io: dict, t: np.ndarray) -> bytes:
     b = t.shape[0]
     simd = a["simd"]
     if a["kind"] == "int":
-        t = np.asarray(t, np.int64)
-        if t.size and (t.min() < a["lo"] or t.max() > a["hi"]):
+        t = np.asarray(t)
+        if t.dtype.kind not in "iu":
+            t = t.astype(np.int64)
+        if t.size and (int(t.min()) < a["lo"] or int(t.max()) > a["hi"]):
             raise ValueError(f"integer input outside {a['lo']}..{a['hi']}")
         if a["conv"]:
             t = t.transpose(0, 2, 3, 1)  # (B, H, W, C)
