@@ -40,8 +40,8 @@ from .frontend import build_network, is_lowered
 from .ir import Network
 
 GENERATOR = "abcn-hw backend 1"
-ROOT = Path(__file__).resolve().parents[2]
-KERNEL_DIR = ROOT / "hls" / "include" / "abcn"
+#: the kernel library: a link to the repository's hls/include/abcn, installed as package data
+KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
 CXXFLAGS = ["-std=c++14", "-O2", "-Wall", "-Werror", "-pthread"]
 DEFAULT_PART = "xc7z020clg400-1"
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_./+\-]+")
@@ -188,6 +188,12 @@ def io_spec(net: Network, stages) -> dict:
 def generate(net: Network, stages, est: Estimate, proto: onnx.ModelProto, low_rep, ap: Path, clock_mhz: float,
              part: str) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
+    if not (KERNEL_DIR / "abcn.hpp").is_file():
+        from ..errors import AbcnError
+
+        raise AbcnError("the HLS kernel library is missing from the installed package", str(KERNEL_DIR),
+                        "reinstall abcn-hw (pip install .); in a git checkout, abcn_hw/backend/kernels must be "
+                        "the symbolic link to hls/include/abcn (git config core.symlinks true)")
     for hpp in sorted(KERNEL_DIR.glob("*.hpp")):
         files[f"include/abcn/{hpp.name}"] = hpp.read_bytes()
     files["include/csim_tap.hpp"] = emit.CSIM_TAP_HPP.encode()
