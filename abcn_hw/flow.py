@@ -131,6 +131,7 @@ class Flow:
         self.log = log or (lambda s: print(s, file=sys.stderr, flush=True))
         self.timings: dict[str, float] = {}
         self.skipped: list[str] = []
+        self._csim_result = None  # set by the csim stage when it runs; verify reuses it
 
     # -- stage bookkeeping ---------------------------------------------------------------------
     def _record(self, stage: str) -> dict | None:
@@ -254,6 +255,7 @@ class Flow:
             t0 = time.time()
             res = simulate(build, x)
             seconds = time.time() - t0
+            self._csim_result = res  # the verify stage of this run reuses it (same build, same inputs)
             y = res.output
             acc = float((y.argmax(-1) == labels).mean())
             np.save(csim_dir / "inputs.npy", x)
@@ -276,7 +278,7 @@ class Flow:
 
         def run():
             x, labels, _ = self._test_inputs()
-            res = verify(model, build, x)
+            res = verify(model, build, x, csim_result=self._csim_result)
             d = res.to_dict()
             out.write_text(json.dumps(d, indent=2, default=float) + "\n")
             self.log(res.summary())

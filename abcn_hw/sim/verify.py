@@ -78,8 +78,11 @@ def _lowered_run(lowered: onnx.ModelProto, x: np.ndarray, names: list[str]) -> l
     return run(session(m, optimize=True), x, BATCH, [out] + names)
 
 
-def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True) -> VerifyResult:
-    """``model``: the exported QONNX (or the lowered graph) the build dir was compiled from."""
+def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_result=None) -> VerifyResult:
+    """``model``: the exported QONNX (or the lowered graph) the build dir was compiled from.
+
+    ``csim_result``: a :class:`CsimResult` of ``simulate(build_dir, x)`` already run by the caller
+    on exactly these inputs (e.g. by the flow's csim stage); it is used instead of simulating again."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     from ..backend.canonical import canonicalize
@@ -110,7 +113,12 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True) -> Ve
                          str(b), "recompile with 'abcn-hw compile MODEL --out BUILD_DIR --force'")
 
     lowered = built  # the same graph with the build's canonical tensor names, which io.json uses
-    res = simulate(b, x, dump=False)
+    if csim_result is not None:
+        if csim_result.output.shape[0] != len(x):
+            raise UsageError(f"csim_result holds {csim_result.output.shape[0]} images, the inputs {len(x)}")
+        res = csim_result
+    else:
+        res = simulate(b, x, dump=False)
     ref, cmp = _reference(exported, lowered, x)
     y = res.output
     diff = int(np.sum(ref != y)) if ref.shape == y.shape else int(max(ref.size, y.size))

@@ -62,6 +62,22 @@ def test_result_independent_of_threads_and_simulation_variant(tfc, tmp_path):
         simulate(tmp_path / "b", xs, threads=0)
 
 
+def test_verify_reuses_a_given_csim_result(tfc, monkeypatch):
+    """The flow hands its csim stage's result to verify, which then does not simulate again."""
+    import sys
+
+    from abcn_hw.errors import UsageError
+
+    verify_mod = sys.modules["abcn_hw.sim.verify"]  # the module (abcn_hw.sim.verify is the function)
+
+    path, x, build = tfc
+    r = simulate(build, x[:50])
+    monkeypatch.setattr(verify_mod, "simulate", lambda *a, **k: pytest.fail("simulated again"))
+    _check(verify(path, build, x[:50], csim_result=r), 50)
+    with pytest.raises(UsageError, match="50 images"):
+        verify(path, build, x[:40], csim_result=r)
+
+
 def test_lenet33_bit_exact(lenet33):
     path, x, build = lenet33
     _check(verify(path, build, x[:300]), 300)
