@@ -93,6 +93,7 @@ class FlowConfig:
         from .backend.project import ap_types_dir  # the Xilinx ap_types headers (hls4ml wheel)
 
         ap_types_dir()
+        self.check_backend_support()
         out = Path(self.out)
         if out.exists() and not out.is_dir():
             raise OutputPathError("--out exists and is not a folder", str(out), "choose a folder path")
@@ -102,6 +103,31 @@ class FlowConfig:
         probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
         if not os.access(probe, os.W_OK):
             raise OutputPathError("cannot write to --out", str(out), "choose a writable location")
+
+    def check_backend_support(self) -> None:
+        """Can the HLS backend map this topology? Checked before training, on the untrained model
+        (export, lowering and the backend's mapping; a few seconds), so that an unsupported network
+        (e.g. resnet8's float residual joins) fails now, not after the training stages."""
+        import tempfile
+        import warnings
+
+        import onnx
+
+        from .backend.canonical import canonicalize
+        from .backend.frontend import build_network
+        from .compiler import lower
+        from .models import build_model
+        from .qonnx_export import export_to_qonnx
+
+        model = build_model(self.model, self.weight_bases, self.act_bases, scale_grid=self.scale_grid,
+                            scale_bits=self.scale_bits)
+        model.eval()
+        with tempfile.TemporaryDirectory(prefix="abcn_flow_check_") as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            path = Path(tmp) / "probe.onnx"
+            export_to_qonnx(model, tuple(model.config["input_shape"]), path)
+            lowered, _ = lower(onnx.load(str(path)), where=f"--model {self.model}")
+            build_network(canonicalize(lowered.model), where=f"--model {self.model} (checked before training)")
 
 
 def _hash_file(path: Path, h) -> None:

@@ -41,7 +41,7 @@ def compile_model(model: str, out: str, folding: str | None = None, target_fps: 
 
 
 def run_csim(build_dir: str, inputs_npy: str, out_npy: str, force: bool = False, quiet: bool = False,
-             dump_dir: str | None = None):
+             dump_dir: str | None = None, threads: int | None = None):
     """Simulate the images of INPUTS_NPY (float32, the model's input domain) through BUILD_DIR's
     design in one process; write the model output to OUT_NPY (and, with ``dump_dir``, every layer's
     output as DUMP_DIR/<layer id>.npy in the lowered graph's layout). Returns the CsimResult."""
@@ -51,7 +51,7 @@ def run_csim(build_dir: str, inputs_npy: str, out_npy: str, force: bool = False,
     if out.exists() and not force:
         raise OutputPathError("--out already exists", str(out), "pass --force to overwrite it")
     x = _load_inputs(inputs_npy)
-    res = simulate(build_dir, x, dump=dump_dir is not None)
+    res = simulate(build_dir, x, dump=dump_dir is not None, threads=threads)
     if dump_dir is not None:
         d = Path(dump_dir)
         try:
@@ -65,21 +65,23 @@ def run_csim(build_dir: str, inputs_npy: str, out_npy: str, force: bool = False,
     except OSError as e:
         raise OutputPathError(f"cannot write the output: {e.strerror}", str(out)) from e
     if not quiet:
-        print(f"{len(x)} images in {res.seconds:.2f} s ({len(x) / max(res.seconds, 1e-9):,.0f} images/s); "
+        print(f"{len(x)} images in {res.seconds:.2f} s ({len(x) / max(res.seconds, 1e-9):,.0f} images/s; "
+              f"simulation loop {res.sim_seconds:.2f} s on {res.threads} thread{'s' if res.threads > 1 else ''}); "
               f"wrote {out} {tuple(res.output.shape)} {res.output.dtype}")
         print(res.cycles_table())
         print("cycle estimate vs csim loop counts: " + ("match" if res.cycles_match else "MISMATCH"))
     return res
 
 
-def verify_model(model: str, build_dir: str, inputs_npy: str, as_json: bool = False) -> int:
+def verify_model(model: str, build_dir: str, inputs_npy: str, as_json: bool = False,
+                 threads: int | None = None) -> int:
     """Exported model vs lowered graph (onnxruntime) vs csim on INPUTS_NPY. Exit code 0 when the
     csim equals the lowered graph on every output element and the lowering's exactness contract
     holds, 1 otherwise."""
     from ..sim import verify
 
     x = _load_inputs(inputs_npy)
-    res = verify(model, build_dir, x)
+    res = verify(model, build_dir, x, threads=threads)
     if as_json:
         json.dump(res.to_dict(), sys.stdout, indent=2, sort_keys=True, default=float)
         sys.stdout.write("\n")
@@ -111,9 +113,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     arg("--out", required=True, metavar="Y.npy", help="model outputs (shape and dtype of the exported model's)"),
     arg("--force", action="store_true", help="overwrite an existing --out"),
     arg("--dump", metavar="DIR", help="also write each layer's output (DIR/<layer id>.npy, lowered-graph layout)"),
+    arg("--threads", type=int, metavar="N", help="simulation threads (default: the usable CPUs; 1 with --dump)"),
 )
 def cmd_csim(args: argparse.Namespace) -> int:
-    run_csim(args.build_dir, args.inputs, args.out, args.force, dump_dir=args.dump)
+    run_csim(args.build_dir, args.inputs, args.out, args.force, dump_dir=args.dump, threads=args.threads)
     return 0
 
 
@@ -123,9 +126,10 @@ def cmd_csim(args: argparse.Namespace) -> int:
     arg("build_dir", metavar="BUILD_DIR"),
     arg("--inputs", required=True, metavar="X.npy", help="float32 inputs in the model's input domain"),
     arg("--json", action="store_true", help="print a machine-readable summary"),
+    arg("--threads", type=int, metavar="N", help="simulation threads (default: the usable CPUs)"),
     description="Run the exported model, the lowered graph (onnxruntime) and the C simulation on the same inputs.\n"
                 "Exit 0 when the csim equals the lowered graph on every output element (and the lowering's\n"
                 "exactness contract holds), 1 otherwise, naming the first layer that differs.",
 )
 def cmd_verify(args: argparse.Namespace) -> int:
-    return verify_model(args.model, args.build_dir, args.inputs, args.json)
+    return verify_model(args.model, args.build_dir, args.inputs, args.json, args.threads)

@@ -178,6 +178,19 @@ def build_network(proto: onnx.ModelProto, source: str | None = None, where: str 
                     post_ids.add(id(c))
                     stack.extend(c.output)
     postfix = [n for n in g.node if id(n) in post_ids]
+    inner = [n for n in postfix if n.domain == DOMAIN and n.op_type in MATRIX_OPS]
+    if inner:
+        # a layer kept in float32 by the lowering (a residual join, an average pool) with binary
+        # layers after it: say that, instead of listing every node behind it
+        float_ops = sorted({n.op_type for n in postfix if n.domain in ("", "ai.onnx")})
+        joins = [n for n in postfix if n.op_type == "Add" and sum(i not in init_protos for i in n.input) == 2]
+        raise UnsupportedModelError(
+            f"{_desc(producer[acc_tensor])} is not the last layer: its output stays float32 in the lowered graph "
+            f"({', '.join(float_ops)}{f'; {len(joins)} joins of two branches, e.g. residual adds' if joins else ''}) "
+            f"and feeds {len(inner)} more binary layers. The HLS backend maps a single chain of integer layers with "
+            "no float region inside", where,
+            "Such networks (e.g. resnet8) lower and run bit-exact with 'abcn-hw lower' and onnxruntime, but cannot be "
+            "compiled to HLS yet; compile a chain network (lenet, tfc, sfc, lfc, cnv, BNN-PYNQ)")
     post_known = {acc_tensor} | set(init_protos) | {o for n in postfix for o in n.output}
     for n in postfix:
         if n.domain not in ("", "ai.onnx"):

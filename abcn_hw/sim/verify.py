@@ -78,7 +78,8 @@ def _lowered_run(lowered: onnx.ModelProto, x: np.ndarray, names: list[str]) -> l
     return run(session(m, optimize=True), x, BATCH, [out] + names)
 
 
-def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_result=None) -> VerifyResult:
+def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_result=None,
+           threads: int | None = None) -> VerifyResult:
     """``model``: the exported QONNX (or the lowered graph) the build dir was compiled from.
 
     ``csim_result``: a :class:`CsimResult` of ``simulate(build_dir, x)`` already run by the caller
@@ -118,7 +119,7 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_
             raise UsageError(f"csim_result holds {csim_result.output.shape[0]} images, the inputs {len(x)}")
         res = csim_result
     else:
-        res = simulate(b, x, dump=False)
+        res = simulate(b, x, dump=False, threads=threads)
     ref, cmp = _reference(exported, lowered, x)
     y = res.output
     diff = int(np.sum(ref != y)) if ref.shape == y.shape else int(max(ref.size, y.size))

@@ -168,13 +168,34 @@ def test_target_fps_folding_meets_rate_and_counts_match(tfc, tmp_path):
     assert r.cycles_match, r.cycles_table()
 
 
-@pytest.mark.slow
 def test_cnv_1w1a_bit_exact(tmp_path):
     from _models import bnn_pynq
 
     path, x = bnn_pynq("cnv_1w1a", str(tmp_path / "cnv.onnx"))
     compile(path, tmp_path / "b")
     _check(verify(path, tmp_path / "b", x[:32]), 32)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["sfc_1w1a", "lfc_1w1a"])
+def test_bnn_pynq_fc_1w1a_bit_exact(name, tmp_path):
+    """The other BNN-PYNQ 1W1A exports (TFC above, CNV just before)."""
+    from _models import bnn_pynq
+
+    path, x = bnn_pynq(name, str(tmp_path / f"{name}.onnx"))
+    compile(path, tmp_path / "b")
+    _check(verify(path, tmp_path / "b", x[:300]), 300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,m,n", [("tfc", 2, 2), ("sfc", 1, 3), ("lfc", 3, 1), ("cnv", 2, 2), ("lenet", 5, 5)])
+def test_registry_models_bit_exact(name, m, n, tmp_path):
+    """Every chain model of the registry (resnet8 is refused, see test_errors_security)."""
+    from _models import zoo
+
+    path, x = zoo(name, m, n, str(tmp_path / f"{name}.onnx"))
+    compile(path, tmp_path / "b")
+    _check(verify(path, tmp_path / "b", x[:64]), 64)
 
 
 @pytest.mark.slow

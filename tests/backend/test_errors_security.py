@@ -107,6 +107,19 @@ def test_float_model_is_unsupported(tmp_path):
         compile(p, tmp_path / "b")
 
 
+def test_residual_network_refused_with_a_clear_reason(tmp_path):
+    """resnet8 lowers exactly but its residual joins stay float32: one clear error, nothing written."""
+    from _models import zoo
+
+    path, _ = zoo("resnet8", 1, 1, str(tmp_path / "r8.onnx"))
+    with pytest.raises(UnsupportedModelError) as e:
+        compile(path, tmp_path / "b")
+    msg = str(e.value)
+    assert "is not the last layer" in msg and "residual" in msg and "abcn-hw lower" in msg
+    assert len(msg) < 1000  # a reason, not a list of every node behind the join
+    assert not (tmp_path / "b").exists()
+
+
 # -- size limits -------------------------------------------------------------------------------------
 
 def test_size_limits_refused_before_writing(tfc, tmp_path, monkeypatch):
@@ -296,3 +309,11 @@ def test_cli_compile_csim_verify(tfc, tmp_path, capsys):
     np.save(tmp_path / "bad.npy", x[:5].astype(np.float64))
     assert main(["csim", str(build), "--inputs", str(tmp_path / "bad.npy"), "--out", str(tmp_path / "z.npy")]) == 1
     assert "float32" in capsys.readouterr().err
+    # --threads: a bad count is a usage error before any simulation, nothing written
+    assert main(["csim", str(build), "--inputs", str(tmp_path / "x.npy"), "--out", str(tmp_path / "t.npy"),
+                 "--threads", "0"]) == 2
+    assert "threads" in capsys.readouterr().err and not (tmp_path / "t.npy").exists()
+    assert main(["csim", str(build), "--inputs", str(tmp_path / "x.npy"), "--out", str(tmp_path / "t.npy"),
+                 "--threads", "3"]) == 0
+    assert "3 threads" in capsys.readouterr().out
+    assert np.array_equal(np.load(tmp_path / "t.npy"), y)
