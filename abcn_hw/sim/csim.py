@@ -164,10 +164,10 @@ def simulate(build_dir, x: np.ndarray, dump: bool = False, keep: str | os.PathLi
         r = subprocess.run(args, capture_output=True, text=True)
         if r.returncode != 0:
             raise CsimError("the C simulation failed: " + (r.stderr or r.stdout).strip()[:1000], str(b))
-        images, bits = host.read_words(tmp / "out.bin", io["accel_output"]["width"])
+        images, chunks = host.read_chunks(tmp / "out.bin")
         if images != len(x):
             raise CsimError(f"the C simulation returned {images} images for {len(x)}")
-        acc = host.unpack_output(io, bits, images)
+        acc = host.unpack_output_chunks(io, chunks, images)
         lines = (tmp / "counts.txt").read_text().splitlines()
         head = lines[0].split()
         calls = int(head[1])

@@ -132,8 +132,8 @@ def pack_input(io: dict, t: np.ndarray) -> bytes:
     return hdr.tobytes() + bits_to_chunks(words).tobytes()
 
 
-def read_words(path, width: int, words_per_image: int | None = None) -> tuple[int, np.ndarray]:
-    """OUT.bin -> (images, (count, W) bits)."""
+def read_chunks(path) -> tuple[int, np.ndarray]:
+    """OUT.bin -> (images, (count, ceil(W/64)) uint64 chunks of the words)."""
     raw = np.fromfile(path, dtype="<u8")
     if raw.size < 4 or raw[0] != MAGIC:
         raise ValueError("bad csim output file")
@@ -141,7 +141,44 @@ def read_words(path, width: int, words_per_image: int | None = None) -> tuple[in
     body = raw[4:]
     if body.size != images * words * ch:
         raise ValueError("truncated csim output")
-    return images, chunks_to_bits(body.reshape(-1, ch), width)
+    return images, body.reshape(-1, ch)
+
+
+def read_words(path, width: int, words_per_image: int | None = None) -> tuple[int, np.ndarray]:
+    """OUT.bin -> (images, (count, W) bits)."""
+    images, chunks = read_chunks(path)
+    return images, chunks_to_bits(chunks, width)
+
+
+def chunk_fields_to_int(chunks: np.ndarray, width: int, fields: int) -> np.ndarray | None:
+    """(count, CH) uint64 words -> (count, fields) int64: two's-complement field k at bits
+    [k*width, (k+1)*width) (as fields_to_int, without expanding to bits); None if width > 62."""
+    if width > 62:
+        return None
+    count = chunks.shape[0]
+    mask = np.uint64((1 << width) - 1)
+    out = np.empty((count, fields), np.int64)
+    for k in range(fields):
+        lo = k * width
+        c, b = lo // 64, lo % 64
+        v = chunks[:, c] >> np.uint64(b)
+        if b + width > 64:
+            v = v | (chunks[:, c + 1] << np.uint64(64 - b))
+        v = (v & mask).astype(np.int64)
+        out[:, k] = np.where(v >= (1 << (width - 1)), v - (1 << width), v)
+    return out
+
+
+def unpack_output_chunks(io: dict, chunks: np.ndarray, images: int) -> np.ndarray:
+    """Output words as uint64 chunks -> int64 accumulators (B, MH), as unpack_output."""
+    o = io["accel_output"]
+    acc = chunk_fields_to_int(chunks, o["acc_w"], o["pe"])
+    if acc is None:
+        return unpack_output(io, chunks_to_bits(chunks, o["width"]), images)
+    acc = acc.reshape(images, o["vectors"], o["mh"])
+    if o["vectors"] == 1:
+        return acc[:, 0]
+    return acc.transpose(0, 2, 1)
 
 
 def unpack_output(io: dict, bits: np.ndarray, images: int) -> np.ndarray:

@@ -112,6 +112,23 @@ struct IterCounter {
 #define ABCN_CSIM_FAST 0
 #endif
 
+#if ABCN_CSIM_FAST
+// Bit vectors of 64-bit chunks (bit i = chunk i/64, bit i%64), for the C-simulation fast paths.
+// OR the low `len` bits of v (len <= 64, higher bits zero) into dst at bit `pos`.
+inline void csim_put_bits(unsigned long long *dst, unsigned pos, unsigned long long v, unsigned len) {
+    const unsigned w = pos / 64, b = pos % 64;
+    dst[w] |= v << b;
+    if (b != 0 && b + len > 64) dst[w + 1] |= v >> (64 - b);
+}
+// The `len` bits (len <= 64) of src at bit `pos`; src must hold a chunk past the last bit read.
+inline unsigned long long csim_get_bits(const unsigned long long *src, unsigned pos, unsigned len) {
+    const unsigned w = pos / 64, b = pos % 64;
+    unsigned long long v = src[w] >> b;
+    if (b != 0 && b + len > 64) v |= src[w + 1] << (64 - b);
+    return len == 64 ? v : (v & ((1ull << len) - 1ull));
+}
+#endif
+
 // ---------------------------------------------------------------------------------------------
 // Popcount of a W-bit vector.
 //

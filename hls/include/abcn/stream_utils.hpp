@@ -12,6 +12,11 @@
 
 #include "common.hpp"
 
+#if ABCN_CSIM_FAST
+#include <cstddef>
+#include <vector>
+#endif
+
 namespace abcn {
 
 // MultiBaseWidthConverter: re-slices a base-major multi-base stream from words of N*IN_W bits to
@@ -33,6 +38,41 @@ void MultiBaseWidthConverter(hls::stream<ap_uint<N * IN_W> > &in,
     constexpr unsigned ITERS = NUM_IN_WORDS > NUM_OUT_WORDS ? NUM_IN_WORDS : NUM_OUT_WORDS;
     constexpr unsigned BUF_W = IN_W + OUT_W;
     ABCN_COUNT_CALL();
+#if ABCN_CSIM_FAST
+    // C simulation: per image, every base's element sequence as one bit vector of 64-bit chunks,
+    // then cut into output words (same stream contents and counts; reads all of an image's input
+    // before its first write, which unbounded csim streams allow).
+    {
+        constexpr unsigned E = NUM_IN_WORDS * IN_W;  // elements per base and image
+        constexpr unsigned EW = E / 64 + 2;           // chunks, plus one spare for csim_get_bits
+        std::vector<unsigned long long> seq((std::size_t)N * EW);
+        if (counter) counter->iters += (unsigned long long)reps * ITERS;
+        for (unsigned rep = 0; rep < reps; rep++) {
+            for (std::size_t i = 0; i < seq.size(); i++) seq[i] = 0;
+            for (unsigned w = 0; w < NUM_IN_WORDS; w++) {
+                const ap_uint<N * IN_W> x = in.read();
+                for (unsigned n = 0; n < N; n++)
+                    for (unsigned c = 0; c * 64 < IN_W; c++) {
+                        const unsigned len = (c * 64 + 64 <= IN_W) ? 64u : IN_W - c * 64;
+                        const unsigned lo = n * IN_W + c * 64;
+                        csim_put_bits(&seq[(std::size_t)n * EW], w * IN_W + c * 64,
+                                      ap_uint<64>(x(lo + len - 1, lo)).to_uint64(), len);
+                    }
+            }
+            for (unsigned o = 0; o < NUM_OUT_WORDS; o++) {
+                ap_uint<N * OUT_W> y = 0;
+                for (unsigned n = 0; n < N; n++)
+                    for (unsigned c = 0; c * 64 < OUT_W; c++) {
+                        const unsigned len = (c * 64 + 64 <= OUT_W) ? 64u : OUT_W - c * 64;
+                        const unsigned lo = n * OUT_W + c * 64;
+                        y(lo + len - 1, lo) = ap_uint<64>(csim_get_bits(&seq[(std::size_t)n * EW], o * OUT_W + c * 64, len));
+                    }
+                out.write(y);
+            }
+        }
+        return;
+    }
+#endif
 
     for (unsigned rep = 0; rep < reps; rep++) {
         ap_uint<BUF_W> buf[N];

@@ -41,13 +41,6 @@ struct BinaryWeights {
 };
 
 #if ABCN_CSIM_FAST
-// OR the low `len` bits of v (len <= 64, higher bits zero) into the bit vector dst at bit `pos`.
-inline void csim_put_bits(unsigned long long *dst, unsigned pos, unsigned long long v, unsigned len) {
-    const unsigned w = pos / 64, b = pos % 64;
-    dst[w] |= v << b;
-    if (b != 0 && b + len > 64) dst[w + 1] |= v >> (64 - b);
-}
-
 // C-simulation implementation of XnorMVU: identical outputs, stream reads/writes, activation
 // calls and iteration count. Per call, every (channel, weight base) row and, per vector, every
 // input base is laid out as one contiguous MW-bit vector (zero padded to 64-bit chunks), so that a
