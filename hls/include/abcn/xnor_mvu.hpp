@@ -46,7 +46,11 @@ struct BinaryWeights {
 // input base is laid out as one contiguous MW-bit vector (zero padded to 64-bit chunks), so that a
 // dot product is ceil(MW/64) XOR-popcounts whatever the folding:
 //     dot = MW - 2 * popcount(x XOR w)      (= 2 * popcount(XNOR) - MW on the MW real bits).
-// Only local state: reentrant, so a batch can be simulated on several threads. Never synthesised.
+// Vectors are processed in blocks of VB (a weight chunk is used for VB vectors at once, which the
+// compiler vectorises); C simulation runs the kernels of a dataflow one after the other, so every
+// vector of the call is already in the input stream, and the outputs are written in the original
+// order (vector by vector, neuron fold by neuron fold). Only local state: reentrant, so a batch can
+// be simulated on several threads. Never synthesised.
 template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned M, unsigned N, class TA>
 void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::out_t> &out,
                   const BinaryWeights<SIMD, PE, M, (MH / PE) * (MW / SIMD)> &weights,
@@ -56,6 +60,7 @@ void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
     constexpr unsigned NF = MH / PE;
     constexpr unsigned CH = (SIMD + 63) / 64;  // 64-bit chunks per SIMD slice
     constexpr unsigned RW = (MW + 63) / 64;    // 64-bit chunks per MW-bit row
+    constexpr unsigned VB = 8;                 // vectors per block
     constexpr int DW = (int)xnor_dot_bits(MW);
     // rows[(o * M + m) * RW + r]: weight base m of output channel o, bit k = element k
     std::vector<unsigned long long> rows((std::size_t)MH * M * RW, 0ull);
@@ -69,38 +74,51 @@ void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
                         csim_put_bits(dst, sf * SIMD + c * 64, rom::chunk(weights.w[m][pe][nf * SF + sf], c), len);
                     }
             }
-    std::vector<unsigned long long> xv((std::size_t)N * RW);  // the current vector, per input base
-    unsigned pc[PE][M][N];
+    std::vector<unsigned long long> xrow((std::size_t)N * RW);     // one vector, per input base
+    std::vector<unsigned long long> xs((std::size_t)N * RW * VB);  // a block: xs[(n*RW + k)*VB + v]
+    std::vector<int> dbuf((std::size_t)VB * MH * M * N);           // dots of the block
     if (counter) counter->iters += (unsigned long long)reps * NF * SF;
-    for (unsigned r = 0; r < reps; r++) {
-        for (std::size_t i = 0; i < xv.size(); i++) xv[i] = 0;
-        for (unsigned sf = 0; sf < SF; sf++) {
-            const ap_uint<N * SIMD> x = in.read();
-            for (unsigned n = 0; n < N; n++)
-                for (unsigned c = 0; c < CH; c++) {
-                    const unsigned lo = n * SIMD + c * 64;
-                    const unsigned len = (c * 64 + 64 <= SIMD) ? 64u : SIMD - c * 64;
-                    const unsigned long long v = ap_uint<64>(x(lo + len - 1, lo)).to_uint64();
-                    csim_put_bits(&xv[(std::size_t)n * RW], sf * SIMD + c * 64, v, len);
-                }
-        }
-        for (unsigned nf = 0; nf < NF; nf++) {
-            for (unsigned pe = 0; pe < PE; pe++)
-                for (unsigned m = 0; m < M; m++) {
-                    const unsigned long long *w = &rows[((std::size_t)(nf * PE + pe) * M + m) * RW];
-                    for (unsigned n = 0; n < N; n++) {
-                        const unsigned long long *xn = &xv[(std::size_t)n * RW];
-                        unsigned diff = 0;
-                        for (unsigned k = 0; k < RW; k++) diff += (unsigned)__builtin_popcountll(w[k] ^ xn[k]);
-                        pc[pe][m][n] = diff;
+    for (unsigned r0 = 0; r0 < reps; r0 += VB) {
+        const unsigned nb = (reps - r0 < VB) ? reps - r0 : VB;
+        for (std::size_t i = 0; i < xs.size(); i++) xs[i] = 0;
+        for (unsigned v = 0; v < nb; v++) {
+            for (std::size_t i = 0; i < xrow.size(); i++) xrow[i] = 0;
+            for (unsigned sf = 0; sf < SF; sf++) {
+                const ap_uint<N * SIMD> x = in.read();
+                for (unsigned n = 0; n < N; n++)
+                    for (unsigned c = 0; c < CH; c++) {
+                        const unsigned lo = n * SIMD + c * 64;
+                        const unsigned len = (c * 64 + 64 <= SIMD) ? 64u : SIMD - c * 64;
+                        const unsigned long long val = ap_uint<64>(x(lo + len - 1, lo)).to_uint64();
+                        csim_put_bits(&xrow[(std::size_t)n * RW], sf * SIMD + c * 64, val, len);
                     }
-                }
-            ap_int<DW> dots[PE][M][N];
-            for (unsigned pe = 0; pe < PE; pe++)
-                for (unsigned m = 0; m < M; m++)
-                    for (unsigned n = 0; n < N; n++) dots[pe][m][n] = (long long)MW - 2 * (long long)pc[pe][m][n];
-            out.write(act.activate(nf, dots));
+            }
+            for (unsigned i = 0; i < N * RW; i++) xs[(std::size_t)i * VB + v] = xrow[i];
         }
+        for (unsigned o = 0; o < MH; o++)
+            for (unsigned m = 0; m < M; m++) {
+                const unsigned long long *w = &rows[((std::size_t)o * M + m) * RW];
+                for (unsigned n = 0; n < N; n++) {
+                    unsigned long long cnt[VB];
+                    for (unsigned v = 0; v < VB; v++) cnt[v] = 0;
+                    for (unsigned k = 0; k < RW; k++) {
+                        const unsigned long long wk = w[k];
+                        const unsigned long long *xk = &xs[((std::size_t)n * RW + k) * VB];
+                        for (unsigned v = 0; v < VB; v++) cnt[v] += (unsigned long long)__builtin_popcountll(wk ^ xk[v]);
+                    }
+                    for (unsigned v = 0; v < nb; v++)
+                        dbuf[(((std::size_t)v * MH + o) * M + m) * N + n] = (int)MW - 2 * (int)cnt[v];
+                }
+            }
+        for (unsigned v = 0; v < nb; v++)
+            for (unsigned nf = 0; nf < NF; nf++) {
+                ap_int<DW> dots[PE][M][N];
+                for (unsigned pe = 0; pe < PE; pe++)
+                    for (unsigned m = 0; m < M; m++)
+                        for (unsigned n = 0; n < N; n++)
+                            dots[pe][m][n] = dbuf[(((std::size_t)v * MH + nf * PE + pe) * M + m) * N + n];
+                out.write(act.activate(nf, dots));
+            }
     }
 }
 #endif
