@@ -7,7 +7,7 @@ and, in the same run, onnxruntime's throughput on the exported model (float-equi
 runnable by abcn_hw.compiler.export_runtime, graph optimisations on) and on the lowered graph;
 for lenet (3,3) also the wall time of compile + verify. Writes docs/results/bench_csim.json.
 
-    python scripts/bench_csim.py [--models tfc_1w1a,cnv_1w1a,lenet33] [--images 2000] [--lenet-run RUN_DIR]
+    python scripts/bench_csim.py [--models tfc_1w1a,sfc_1w1a,lfc_1w1a,cnv_1w1a,lenet33] [--images 2000] [--lenet-run RUN_DIR]
 
 Models are random-weight (one SGD step, batch norm calibrated on data) unless --lenet-run points to a
 trained `abcn-hw train` run; bit-exactness and throughput do not depend on training.
@@ -125,7 +125,7 @@ def bench_model(name: str, tmp: Path, images: int, lenet_run: str | None) -> dic
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="tfc_1w1a,cnv_1w1a,lenet33")
+    ap.add_argument("--models", default="tfc_1w1a,sfc_1w1a,lfc_1w1a,cnv_1w1a,lenet33")
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--lenet-run", default=None, help="a trained lenet (3,3) run directory (model.onnx)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "bench_csim.json"))
