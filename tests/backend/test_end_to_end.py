@@ -199,6 +199,18 @@ def test_registry_models_bit_exact(name, m, n, tmp_path):
 
 
 @pytest.mark.slow
+def test_lenet33_synthesis_view_equals_fast_csim(lenet33):
+    """The whole lenet (3,3) project as Vitis HLS sees it (synthesizable loops, ap_uint ROMs, the
+    integer first layer's ap_int code) gives the fast C simulation's outputs and loop counts."""
+    path, x, build = lenet33
+    fast = simulate(build, x[:12], threads=1)
+    synth = simulate(build, x[:12], threads=2, variant="synth")
+    assert np.array_equal(fast.output, synth.output) and np.array_equal(fast.accumulators, synth.accumulators)
+    assert [(c["id"], c["counted"]) for c in fast.counts] == [(c["id"], c["counted"]) for c in synth.counts]
+    assert synth.cycles_match
+
+
+@pytest.mark.slow
 def test_lenet33_bit_exact_full_test_set(lenet33):
     path, x, build = lenet33
     _check(verify(path, build, x), len(x))
