@@ -93,7 +93,6 @@ class FlowConfig:
         from .backend.project import ap_types_dir  # the Xilinx ap_types headers (hls4ml wheel)
 
         ap_types_dir()
-        self.check_backend_support()
         out = Path(self.out)
         if out.exists() and not out.is_dir():
             raise OutputPathError("--out exists and is not a folder", str(out), "choose a folder path")
@@ -193,15 +192,25 @@ class Flow:
         return result
 
     # -- stages ------------------------------------------------------------------------------------
-    def _train(self, reference: bool) -> dict:
-        from .train import train_run
-
+    def _train_stage(self, reference: bool):
+        """(train config, stage name, run dir, stage key, outputs) of a training stage."""
         cfg = self.cfg.train_config(reference)
         stage = "reference" if reference else "train"
         run_dir = cfg.out
         key = fingerprint({"stage": stage, **{k: v for k, v in cfg.to_json().items()
                                              if k not in ("quiet", "command", "force", "resume", "out")}}, [])
         outputs = [run_dir / "metrics.json", run_dir / "model.onnx", run_dir / "model.pt"]
+        return cfg, stage, run_dir, key, outputs
+
+    def _backend_support_known(self) -> bool:
+        """The compile stage succeeded for the model the (unchanged, finished) train stage made."""
+        _, stage, _, key, outputs = self._train_stage(False)
+        return self._fresh(stage, key, outputs) and self._record("compile") is not None
+
+    def _train(self, reference: bool) -> dict:
+        from .train import train_run
+
+        cfg, stage, run_dir, key, outputs = self._train_stage(reference)
 
         def run():
             key_file = self.state_dir / f"{stage}.key"
@@ -314,6 +323,8 @@ class Flow:
 
     def run(self) -> dict:
         self.cfg.validate()
+        if not self._backend_support_known():  # before training, not after it
+            self.cfg.check_backend_support()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(exist_ok=True)
         t0 = time.time()
