@@ -143,9 +143,10 @@ def main(argv=None) -> int:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     doc = {"benchmark": "abcn-hw csim vs onnxruntime", "cpus": os.cpu_count(), "load_average_at_end": load,
            "machine": platform.machine(), "python": platform.python_version(),
-           "note": "csim_images_per_s: abcn_hw.sim.simulate end to end (host pre/post graphs, packing, file I/O, "
-                   "driver process) with the batch split over csim_threads threads (64 images per abcn_top "
-                   "call); csim_loop_*: the driver's simulation loop alone; csim_1thread_*: one thread. "
+           "note": "csim_images_per_s: abcn_hw.sim.simulate end to end (host pre/post graphs, packing, the "
+                   "compiled design called in process as a shared library, unpacking) with the batch split over "
+                   "csim_threads threads (64 images per abcn_top call); csim_loop_*: the driver's simulation "
+                   "loop alone; csim_1thread_*: one thread. "
                    "onnxruntime runs on all cores with batch 256; ratios are against its exported-model "
                    "throughput measured in the same run.",
            "results": results}

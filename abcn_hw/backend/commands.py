@@ -43,7 +43,7 @@ def compile_model(model: str, out: str, folding: str | None = None, target_fps: 
 def run_csim(build_dir: str, inputs_npy: str, out_npy: str, force: bool = False, quiet: bool = False,
              dump_dir: str | None = None, threads: int | None = None):
     """Simulate the images of INPUTS_NPY (float32, the model's input domain) through BUILD_DIR's
-    design in one process; write the model output to OUT_NPY (and, with ``dump_dir``, every layer's
+    design (in this process, on threads); write the model output to OUT_NPY (and, with ``dump_dir``, every layer's
     output as DUMP_DIR/<layer id>.npy in the lowered graph's layout). Returns the CsimResult."""
     from ..sim import simulate
 

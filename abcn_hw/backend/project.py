@@ -13,7 +13,8 @@ numbered layer ids ``L<i>_<hint>``):
   include/abcn_backend.hpp backend glue: threshold units for non-factoring coefficients
   src/config.hpp           stream types and sizes;  src/params_<id>.hpp  weights and thresholds
   src/top.hpp, src/top.cpp the dataflow top function ``abcn_top``
-  tb/csim_driver.cpp       batch C-simulation driver (files in, files out, iteration counts)
+  tb/csim_driver.cpp       batch C-simulation driver (files in, files out, iteration counts; with
+                           -DABCN_CSIM_LIB -shared the library abcn-hw csim loads)
   host/io.json             stream layouts for the host (input packing, output unpacking, dumps)
   host/pre.onnx            host pre-processing (input quantisation) of the lowered graph
   host/post.onnx           host post-processing (accumulator -> float32 logits) of the lowered graph
@@ -325,7 +326,7 @@ def readme(net: Network, est: Estimate) -> str:
         "Top function `abcn_top(in, out, images)` in `src/top.cpp`: a DATAFLOW pipeline of the abcn kernel",
         "library (`include/abcn/`), AXI-stream input/output, `images` over AXI-lite.",
         "",
-        "* C simulation (one process, a whole batch): `abcn-hw csim BUILD_DIR --inputs X.npy --out Y.npy`",
+        "* C simulation (a whole batch, in process): `abcn-hw csim BUILD_DIR --inputs X.npy --out Y.npy`",
         "* bit-exactness against the lowered graph: `abcn-hw verify MODEL.onnx BUILD_DIR --inputs X.npy`",
         "* plain g++: `make` (override the ap_types headers with `make AP_TYPES=...`), `make run`",
         "* Vitis HLS (csim, csynth, cosim, export): `vitis_hls -f hls.tcl`",

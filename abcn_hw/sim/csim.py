@@ -1,6 +1,7 @@
 """Build (cached) and run the batch C-simulation driver of a generated project."""
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -8,6 +9,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +54,12 @@ def source_hash(build_dir: Path, flags: list[str], ap: str) -> str:
 VARIANTS = {"fast": (), "synth": ("ABCN_SIM_SYNTH_PATH", "ABCN_AP_ROMS")}
 
 
-def build(build_dir, dump: bool = False, cxx: str | None = None, variant: str = "fast") -> Path:
-    """Compile the csim driver (with per-layer taps when ``dump``) once per source content."""
+def build(build_dir, dump: bool = False, cxx: str | None = None, variant: str = "fast",
+          library: bool = False) -> Path:
+    """Compile the csim driver once per source content: the executable (with per-layer taps when
+    ``dump``), or with ``library`` the shared library that :func:`simulate` loads (no ``main``)."""
+    if dump and library:
+        raise UsageError("the per-layer dump is built as an executable, not as the shared library")
     from ..backend.project import ap_types_dir
 
     b, _ = _project(build_dir)
@@ -62,10 +68,11 @@ def build(build_dir, dump: bool = False, cxx: str | None = None, variant: str = 
     if variant not in VARIANTS:
         raise UsageError(f"unknown C-simulation variant {variant!r}", fix="use one of: " + ", ".join(VARIANTS))
     flags = (CXX_FLAGS + CSIM_EXTRA_FLAGS + (["-DABCN_CSIM_DUMP"] if dump else [])
+             + (["-fPIC", "-shared", "-DABCN_CSIM_LIB"] if library else [])
              + [f"-D{d}" for d in VARIANTS[variant]])
     key = source_hash(b, flags + [cxx], ap)
     out_dir = b / ".csim" / key
-    exe = out_dir / ("csim_driver_dump" if dump else "csim_driver")
+    exe = out_dir / ("libabcn_csim.so" if library else "csim_driver_dump" if dump else "csim_driver")
     if exe.is_file():
         return exe
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -130,31 +137,47 @@ def default_threads() -> int:
     return max(1, min(64, n))
 
 
-def simulate(build_dir, x: np.ndarray, dump: bool = False, keep: str | os.PathLike | None = None,
-             threads: int | None = None, variant: str = "fast") -> CsimResult:
-    """Run the whole batch ``x`` through the C simulation in one process.
+@lru_cache(maxsize=None)
+def _load_library(path: str):
+    """The csim driver as a shared library (one load per content-hashed build; never unloaded)."""
+    lib = ctypes.CDLL(path)
+    lib.abcn_csim_batch.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint,
+                                    ctypes.c_void_p, ctypes.POINTER(ctypes.c_double)]
+    lib.abcn_csim_batch.restype = ctypes.c_int
+    lib.abcn_csim_info.argtypes = [ctypes.c_uint]
+    lib.abcn_csim_info.restype = ctypes.c_ulonglong
+    return lib
 
-    The driver splits the batch over ``threads`` threads (default: the usable CPUs; one with
-    ``dump``, whose per-layer taps are written in image order). Every kernel keeps only local state,
-    so the result does not depend on the thread count (the tests check this)."""
-    import time
 
-    b, io = _project(build_dir)
-    x = check_inputs(io, x)
-    if threads is None:
-        threads = default_threads()
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise UsageError(f"threads must be a positive integer, got {threads!r}")
-    threads = 1 if dump else min(threads, 64)
-    pre = (b / "host" / "pre.onnx").read_bytes()
-    post = (b / "host" / "post.onnx").read_bytes()
-    exe = build(b, dump=dump, variant=variant)
-    t0 = time.perf_counter()
-    acc_in = host.run_pre(pre, io, x)
-    try:
-        payload = host.pack_input(io, acc_in)
-    except ValueError as e:
-        raise CsimError(f"cannot pack the accelerator input: {e}") from e
+_BATCH_ERRORS = {1: "the design did not consume its input", 2: "the design produced too few output words",
+                 3: "the design produced too many output words"}
+
+
+def _run_library(b: Path, io: dict, lib_path: Path, payload: bytes, images: int, threads: int):
+    """Simulate the packed batch in this process: (output chunks, counts, seconds)."""
+    lib = _load_library(str(lib_path))
+    words = np.frombuffer(payload, dtype="<u8")
+    in_words, in_ch, out_words, out_ch, stages = (int(lib.abcn_csim_info(i)) for i in range(5))
+    if (int(words[2]), int(words[3]), stages) != (in_words, in_ch, len(io["stages"])):
+        raise CsimError("the compiled simulation does not match host/io.json", str(b),
+                        "recompile the project (abcn-hw compile ... --force)")
+    body = np.ascontiguousarray(words[4:])
+    if body.size != images * in_words * in_ch:
+        raise CsimError(f"packed input has {body.size} words, expected {images * in_words * in_ch}")
+    out = np.zeros(images * out_words * out_ch, np.uint64)
+    counts = np.zeros(1 + 2 * stages, np.uint64)
+    seconds = ctypes.c_double(0.0)
+    rc = lib.abcn_csim_batch(body.ctypes.data, images, out.ctypes.data, threads, counts.ctypes.data,
+                             ctypes.byref(seconds))
+    if rc != 0:
+        raise CsimError("the C simulation failed: " + _BATCH_ERRORS.get(rc, f"error {rc}"), str(b))
+    calls = int(counts[0])
+    counts_raw = [(s, int(counts[1 + 2 * s]), int(counts[2 + 2 * s])) for s in range(stages)]
+    return out.reshape(-1, out_ch), calls, counts_raw, float(seconds.value)
+
+
+def _run_executable(b: Path, io: dict, exe: Path, payload: bytes, images: int, threads: int, dump: bool):
+    """Simulate the packed batch with the driver executable and files (the per-layer dump)."""
     with tempfile.TemporaryDirectory(prefix="abcn_csim_") as tmp:
         tmp = Path(tmp)
         (tmp / "in.bin").write_bytes(payload)
@@ -164,23 +187,57 @@ def simulate(build_dir, x: np.ndarray, dump: bool = False, keep: str | os.PathLi
         r = subprocess.run(args, capture_output=True, text=True)
         if r.returncode != 0:
             raise CsimError("the C simulation failed: " + (r.stderr or r.stdout).strip()[:1000], str(b))
-        images, chunks = host.read_chunks(tmp / "out.bin")
-        if images != len(x):
-            raise CsimError(f"the C simulation returned {images} images for {len(x)}")
-        acc = host.unpack_output_chunks(io, chunks, images)
+        n, chunks = host.read_chunks(tmp / "out.bin")
+        if n != images:
+            raise CsimError(f"the C simulation returned {n} images for {images}")
         lines = (tmp / "counts.txt").read_text().splitlines()
         head = lines[0].split()
         calls = int(head[1])
         sim_seconds = float(head[3]) if len(head) >= 4 else 0.0
-        counts_raw = [list(map(int, line.split())) for line in lines[1:] if line]
+        counts_raw = [tuple(map(int, line.split())) for line in lines[1:] if line]
         taps, tap_layers = {}, {}
         if dump:
             for i, tap in enumerate(io["taps"]):
                 raw = np.fromfile(tmp / f"tap{i}.bin", dtype="<u8").reshape(-1, (tap["width"] + 63) // 64)
                 taps[tap["tensor"]] = host.decode_tap(tap, raw, images)
                 tap_layers[tap["tensor"]] = tap["layer"]
-        if keep is not None:
-            shutil.copytree(tmp, keep, dirs_exist_ok=True)
+    return chunks, calls, counts_raw, sim_seconds, taps, tap_layers
+
+
+def simulate(build_dir, x: np.ndarray, dump: bool = False, threads: int | None = None,
+             variant: str = "fast") -> CsimResult:
+    """Run the whole batch ``x`` through the C simulation.
+
+    The batch runs in this process, in the compiled design loaded as a shared library (built once
+    per source content), split over ``threads`` threads (default: the usable CPUs); every kernel
+    keeps only local state, so the result does not depend on the thread count (the tests check
+    this). With ``dump`` the driver executable runs instead (one thread) and writes every layer's
+    output stream, returned as ``taps``."""
+    import time
+
+    b, io = _project(build_dir)
+    x = check_inputs(io, x)
+    if threads is None:
+        threads = default_threads()
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise UsageError(f"threads must be a positive integer, got {threads!r}")
+    threads = 1 if dump else min(threads, 64, len(x))
+    pre = (b / "host" / "pre.onnx").read_bytes()
+    post = (b / "host" / "post.onnx").read_bytes()
+    binary = build(b, dump=dump, variant=variant, library=not dump)
+    t0 = time.perf_counter()
+    acc_in = host.run_pre(pre, io, x)
+    try:
+        payload = host.pack_input(io, acc_in)
+    except ValueError as e:
+        raise CsimError(f"cannot pack the accelerator input: {e}") from e
+    taps, tap_layers = {}, {}
+    if dump:
+        chunks, calls, counts_raw, sim_seconds, taps, tap_layers = _run_executable(b, io, binary, payload, len(x),
+                                                                                  threads, dump)
+    else:
+        chunks, calls, counts_raw, sim_seconds = _run_library(b, io, binary, payload, len(x), threads)
+    acc = host.unpack_output_chunks(io, chunks, len(x))
     out = host.run_post(post, acc, io["accel_output"].get("dtype", "int32"))
     seconds = time.perf_counter() - t0
     counts = []

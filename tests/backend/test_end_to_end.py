@@ -62,6 +62,19 @@ def test_result_independent_of_threads_and_simulation_variant(tfc, tmp_path):
         simulate(tmp_path / "b", xs, threads=0)
 
 
+def test_simulation_runs_in_process(tfc, monkeypatch):
+    """simulate() loads the compiled design as a shared library: no process per call (the per-layer
+    dump still uses the driver executable)."""
+    import subprocess
+
+    path, x, build = tfc
+    simulate(build, x[:4])  # built (and loaded) already
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("spawned a process"))
+    r = simulate(build, x[:9], threads=2)
+    assert r.output.shape == (9, 10) and r.cycles_match
+    assert sorted(p.name for p in (build / ".csim").rglob("libabcn_csim.so"))
+
+
 def test_verify_reuses_a_given_csim_result(tfc, monkeypatch):
     """The flow hands its csim stage's result to verify, which then does not simulate again."""
     import sys
