@@ -96,7 +96,7 @@ class CsimResult:
     counts: list[dict] = field(default_factory=list)   # per stage: estimated vs counted cycles
     taps: dict[str, np.ndarray] = field(default_factory=dict)  # lowered tensor name -> csim value
     tap_layers: dict[str, str] = field(default_factory=dict)   # lowered tensor name -> layer id
-    seconds: float = 0.0        # host side: pre graph, packing, driver process, unpacking, post graph
+    seconds: float = 0.0        # end to end: pre graph, packing, the simulation, unpacking, post graph
     sim_seconds: float = 0.0    # inside the driver: the simulation loop over the batch only
     threads: int = 1
 
