@@ -140,7 +140,15 @@ def default_threads() -> int:
 @lru_cache(maxsize=None)
 def _load_library(path: str):
     """The csim driver as a shared library (one load per content-hashed build; never unloaded)."""
-    lib = ctypes.CDLL(path)
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as e:
+        raise CsimError(f"cannot load the compiled C simulation: {e}", path,
+                        "delete the build dir's .csim folder and run again") from e
+    if not (hasattr(lib, "abcn_csim_batch") and hasattr(lib, "abcn_csim_info")):
+        raise CsimError("the project's C-simulation driver has no in-process entry point (it was generated "
+                        "by an older abcn-hw)", str(Path(path).parents[2]),
+                        "regenerate it: abcn-hw compile MODEL.onnx --out BUILD_DIR --force")
     lib.abcn_csim_batch.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint,
                                     ctypes.c_void_p, ctypes.POINTER(ctypes.c_double)]
     lib.abcn_csim_batch.restype = ctypes.c_int

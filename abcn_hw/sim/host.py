@@ -23,8 +23,10 @@ def _session(model: bytes):
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    # no graph rewrites (the host graphs are the export's own float ops, run as written); the
+    # element-wise ops give the same results on any number of threads, so onnxruntime's default
+    # thread pool is used (measured ~1.7x faster than one thread on TFC's 2,000-image input graph)
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.intra_op_num_threads = 1
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
