@@ -41,7 +41,7 @@ def compile_model(model: str, out: str, folding: str | None = None, target_fps: 
 
 
 def run_csim(build_dir: str, inputs_npy: str, out_npy: str, force: bool = False, quiet: bool = False,
-             dump_dir: str | None = None, threads: int | None = None):
+             dump_dir: str | None = None, threads: int | None = None, variant: str = "fast"):
     """Simulate the images of INPUTS_NPY (float32, the model's input domain) through BUILD_DIR's
     design (in this process, on threads); write the model output to OUT_NPY (and, with ``dump_dir``, every layer's
     output as DUMP_DIR/<layer id>.npy in the lowered graph's layout). Returns the CsimResult."""
@@ -51,7 +51,7 @@ def run_csim(build_dir: str, inputs_npy: str, out_npy: str, force: bool = False,
     if out.exists() and not force:
         raise OutputPathError("--out already exists", str(out), "pass --force to overwrite it")
     x = _load_inputs(inputs_npy)
-    res = simulate(build_dir, x, dump=dump_dir is not None, threads=threads)
+    res = simulate(build_dir, x, dump=dump_dir is not None, threads=threads, variant=variant)
     if dump_dir is not None:
         d = Path(dump_dir)
         try:
@@ -74,14 +74,14 @@ def run_csim(build_dir: str, inputs_npy: str, out_npy: str, force: bool = False,
 
 
 def verify_model(model: str, build_dir: str, inputs_npy: str, as_json: bool = False,
-                 threads: int | None = None) -> int:
+                 threads: int | None = None, variant: str = "fast") -> int:
     """Exported model vs lowered graph (onnxruntime) vs csim on INPUTS_NPY. Exit code 0 when the
     csim equals the lowered graph on every output element and the lowering's exactness contract
     holds, 1 otherwise."""
     from ..sim import verify
 
     x = _load_inputs(inputs_npy)
-    res = verify(model, build_dir, x, threads=threads)
+    res = verify(model, build_dir, x, threads=threads, variant=variant)
     if as_json:
         json.dump(res.to_dict(), sys.stdout, indent=2, sort_keys=True, default=float)
         sys.stdout.write("\n")
@@ -114,9 +114,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
     arg("--force", action="store_true", help="overwrite an existing --out"),
     arg("--dump", metavar="DIR", help="also write each layer's output (DIR/<layer id>.npy, lowered-graph layout)"),
     arg("--threads", type=int, metavar="N", help="simulation threads (default: the usable CPUs; 1 with --dump)"),
+    arg("--synthesis-view", action="store_true",
+        help="simulate what Vitis HLS synthesises: the synthesizable loops and ap_uint parameter ROMs instead "
+                 "of the C-simulation fast paths (much slower; same results)"),
 )
 def cmd_csim(args: argparse.Namespace) -> int:
-    run_csim(args.build_dir, args.inputs, args.out, args.force, dump_dir=args.dump, threads=args.threads)
+    run_csim(args.build_dir, args.inputs, args.out, args.force, dump_dir=args.dump, threads=args.threads,
+             variant="synth" if args.synthesis_view else "fast")
     return 0
 
 
@@ -127,9 +131,13 @@ def cmd_csim(args: argparse.Namespace) -> int:
     arg("--inputs", required=True, metavar="X.npy", help="float32 inputs in the model's input domain"),
     arg("--json", action="store_true", help="print a machine-readable summary"),
     arg("--threads", type=int, metavar="N", help="simulation threads (default: the usable CPUs)"),
+    arg("--synthesis-view", action="store_true",
+        help="simulate what Vitis HLS synthesises: the synthesizable loops and ap_uint parameter ROMs instead "
+                 "of the C-simulation fast paths (much slower; same results)"),
     description="Run the exported model, the lowered graph (onnxruntime) and the C simulation on the same inputs.\n"
                 "Exit 0 when the csim equals the lowered graph on every output element (and the lowering's\n"
                 "exactness contract holds), 1 otherwise, naming the first layer that differs.",
 )
 def cmd_verify(args: argparse.Namespace) -> int:
-    return verify_model(args.model, args.build_dir, args.inputs, args.json, args.threads)
+    return verify_model(args.model, args.build_dir, args.inputs, args.json, args.threads,
+                        "synth" if args.synthesis_view else "fast")

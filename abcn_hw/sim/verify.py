@@ -79,7 +79,7 @@ def _lowered_run(lowered: onnx.ModelProto, x: np.ndarray, names: list[str]) -> l
 
 
 def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_result=None,
-           threads: int | None = None) -> VerifyResult:
+           threads: int | None = None, variant: str = "fast") -> VerifyResult:
     """``model``: the exported QONNX (or the lowered graph) the build dir was compiled from.
 
     ``csim_result``: a :class:`CsimResult` of ``simulate(build_dir, x)`` already run by the caller
@@ -119,7 +119,7 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_
             raise UsageError(f"csim_result holds {csim_result.output.shape[0]} images, the inputs {len(x)}")
         res = csim_result
     else:
-        res = simulate(b, x, dump=False, threads=threads)
+        res = simulate(b, x, dump=False, threads=threads, variant=variant)
     ref, cmp = _reference(exported, lowered, x)
     y = res.output
     diff = int(np.sum(ref != y)) if ref.shape == y.shape else int(max(ref.size, y.size))
@@ -131,7 +131,7 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_
         result.lowering_exact = rep.exact
         result.contract_ok = (cmp["output_equal"] == 1.0) if rep.exact else True
     if not result.bit_exact and dump_on_mismatch:
-        _locate(b, io, x, lowered, result)
+        _locate(b, io, x, lowered, result, variant)
     return result
 
 
@@ -164,10 +164,11 @@ def _reference(exported, lowered: onnx.ModelProto, x: np.ndarray) -> tuple[np.nd
                 "layer_equal_bits": layer_bits}
 
 
-def _locate(b: Path, io: dict, x: np.ndarray, lowered: onnx.ModelProto, result: VerifyResult) -> None:
+def _locate(b: Path, io: dict, x: np.ndarray, lowered: onnx.ModelProto, result: VerifyResult,
+            variant: str = "fast") -> None:
     """Name the first layer whose csim output differs from the lowered graph's tensor."""
     n = min(len(x), 256)
-    res = simulate(b, x[:n], dump=True)
+    res = simulate(b, x[:n], dump=True, variant=variant)
     names = [t["tensor"] for t in io["taps"]]
     outs = _lowered_run(lowered, x[:n], names)[1:]
     for t, ref in zip(io["taps"], outs):

@@ -334,3 +334,7 @@ def test_cli_compile_csim_verify(tfc, tmp_path, capsys):
                  "--threads", "3"]) == 0
     assert "3 threads" in capsys.readouterr().out
     assert np.array_equal(np.load(tmp_path / "t.npy"), y)
+    # the synthesis view (synthesizable loops, ap_uint ROMs) from the command line: same outputs
+    np.save(tmp_path / "x8.npy", x[:8])
+    assert main(["verify", path, str(build), "--inputs", str(tmp_path / "x8.npy"), "--synthesis-view", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["bit_exact"] is True
