@@ -27,6 +27,8 @@ def _session(model: bytes):
     # element-wise ops give the same results on any number of threads, so onnxruntime's default
     # thread pool is used (measured ~1.7x faster than one thread on TFC's 2,000-image input graph)
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    # no busy-waiting pool threads after a run: the C simulation's own threads start right after
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
