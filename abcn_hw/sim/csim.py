@@ -25,7 +25,6 @@ class CsimError(AbcnError):
 CXX_FLAGS = ["-std=c++14", "-O2", "-Wall", "-Werror", "-pthread"]
 #: csim-only: the binary runs on the machine that builds it (popcnt etc.); not in the Makefile
 CSIM_EXTRA_FLAGS = ["-O3", "-march=native"]
-IMAGES_PER_CALL = 64
 
 
 def _project(build_dir) -> tuple[Path, dict]:
@@ -161,17 +160,15 @@ _BATCH_ERRORS = {1: "the design did not consume its input", 2: "the design produ
                  3: "the design produced too many output words"}
 
 
-def _run_library(b: Path, io: dict, lib_path: Path, payload: bytes, images: int, threads: int):
-    """Simulate the packed batch in this process: (output chunks, counts, seconds)."""
+def _run_library(b: Path, io: dict, lib_path: Path, words: np.ndarray, images: int, threads: int):
+    """Simulate the packed input words (host.pack_input_words) in this process:
+    (output chunks (words, ch), calls of the top function, [(stage, iterations, calls)], loop seconds)."""
     lib = _load_library(str(lib_path))
-    words = np.frombuffer(payload, dtype="<u8")
     in_words, in_ch, out_words, out_ch, stages = (int(lib.abcn_csim_info(i)) for i in range(5))
-    if (int(words[2]), int(words[3]), stages) != (in_words, in_ch, len(io["stages"])):
+    if (images * in_words, in_ch, stages) != (words.shape[0], words.shape[1], len(io["stages"])):
         raise CsimError("the compiled simulation does not match host/io.json", str(b),
                         "recompile the project (abcn-hw compile ... --force)")
-    body = np.ascontiguousarray(words[4:])
-    if body.size != images * in_words * in_ch:
-        raise CsimError(f"packed input has {body.size} words, expected {images * in_words * in_ch}")
+    body = np.ascontiguousarray(words, np.uint64)
     out = np.zeros(images * out_words * out_ch, np.uint64)
     counts = np.zeros(1 + 2 * stages, np.uint64)
     seconds = ctypes.c_double(0.0)
@@ -236,15 +233,16 @@ def simulate(build_dir, x: np.ndarray, dump: bool = False, threads: int | None =
     t0 = time.perf_counter()
     acc_in = host.run_pre(pre, io, x)
     try:
-        payload = host.pack_input(io, acc_in)
+        words = host.pack_input_words(io, acc_in)
     except ValueError as e:
         raise CsimError(f"cannot pack the accelerator input: {e}") from e
     taps, tap_layers = {}, {}
     if dump:
+        payload = host.input_file(io, words, len(x))
         chunks, calls, counts_raw, sim_seconds, taps, tap_layers = _run_executable(b, io, binary, payload, len(x),
                                                                                   threads, dump)
     else:
-        chunks, calls, counts_raw, sim_seconds = _run_library(b, io, binary, payload, len(x), threads)
+        chunks, calls, counts_raw, sim_seconds = _run_library(b, io, binary, words, len(x), threads)
     acc = host.unpack_output_chunks(io, chunks, len(x))
     out = host.run_post(post, acc, io["accel_output"].get("dtype", "int32"))
     seconds = time.perf_counter() - t0

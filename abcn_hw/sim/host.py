@@ -100,8 +100,8 @@ def fields_to_int(bits: np.ndarray, width: int) -> np.ndarray:
     return np.where(vals >= (1 << (width - 1)), vals - (1 << width), vals)
 
 
-def pack_input(io: dict, t: np.ndarray) -> bytes:
-    """Accelerator input tensor (B, ...) -> IN.bin bytes."""
+def pack_input_words(io: dict, t: np.ndarray) -> np.ndarray:
+    """Accelerator input tensor (B, ...) -> the stream words, (B * words, ceil(W/64)) uint64 chunks."""
     a = io["accel_input"]
     b = t.shape[0]
     simd = a["simd"]
@@ -114,12 +114,9 @@ def pack_input(io: dict, t: np.ndarray) -> bytes:
         if a["conv"]:
             t = t.transpose(0, 2, 3, 1)  # (B, H, W, C)
         v = t.reshape(b, -1, simd)  # (B, words, SIMD)
-        fast = int_fields_to_chunks(v.reshape(-1, simd), a["in_bits"])
-        if fast is not None:
-            assert fast.shape[0] == b * a["words"], (fast.shape, b, a["words"])
-            hdr = np.array([MAGIC, b, a["words"], (a["width"] + 63) // 64], "<u8")
-            return hdr.tobytes() + np.ascontiguousarray(fast).tobytes()
-        bits = int_fields(v, a["in_bits"])
+        chunks = int_fields_to_chunks(v.reshape(-1, simd), a["in_bits"])
+        if chunks is None:
+            chunks = bits_to_chunks(int_fields(v, a["in_bits"]).reshape(-1, a["width"]))
     else:
         t = np.asarray(t, np.uint8)
         n = t.shape[1]
@@ -129,11 +126,21 @@ def pack_input(io: dict, t: np.ndarray) -> bytes:
         else:
             k = t.shape[2]
             v = t.reshape(b, n, k // simd, simd).transpose(0, 2, 1, 3)
-        bits = v.reshape(b, -1, n * simd)
-    words = bits.reshape(-1, a["width"])
-    assert words.shape[0] == b * a["words"], (words.shape, b, a["words"])
-    hdr = np.array([MAGIC, b, a["words"], (a["width"] + 63) // 64], "<u8")
-    return hdr.tobytes() + bits_to_chunks(words).tobytes()
+        chunks = bits_to_chunks(v.reshape(-1, a["width"]))
+    assert chunks.shape[0] == b * a["words"], (chunks.shape, b, a["words"])
+    return np.ascontiguousarray(chunks, "<u8")
+
+
+def input_file(io: dict, words: np.ndarray, images: int) -> bytes:
+    """IN.bin bytes of the driver executable: header + the packed words."""
+    a = io["accel_input"]
+    hdr = np.array([MAGIC, images, a["words"], (a["width"] + 63) // 64], "<u8")
+    return hdr.tobytes() + words.tobytes()
+
+
+def pack_input(io: dict, t: np.ndarray) -> bytes:
+    """Accelerator input tensor (B, ...) -> IN.bin bytes."""
+    return input_file(io, pack_input_words(io, t), t.shape[0])
 
 
 def read_chunks(path) -> tuple[int, np.ndarray]:
@@ -146,12 +153,6 @@ def read_chunks(path) -> tuple[int, np.ndarray]:
     if body.size != images * words * ch:
         raise ValueError("truncated csim output")
     return images, body.reshape(-1, ch)
-
-
-def read_words(path, width: int, words_per_image: int | None = None) -> tuple[int, np.ndarray]:
-    """OUT.bin -> (images, (count, W) bits)."""
-    images, chunks = read_chunks(path)
-    return images, chunks_to_bits(chunks, width)
 
 
 def chunk_fields_to_int(chunks: np.ndarray, width: int, fields: int) -> np.ndarray | None:
@@ -174,21 +175,12 @@ def chunk_fields_to_int(chunks: np.ndarray, width: int, fields: int) -> np.ndarr
 
 
 def unpack_output_chunks(io: dict, chunks: np.ndarray, images: int) -> np.ndarray:
-    """Output words as uint64 chunks -> int64 accumulators (B, MH), as unpack_output."""
+    """Output words as uint64 chunks -> int64 accumulators (B, MH): field pe of word (image, v, nf)
+    is the accumulator of channel nf*PE + pe (of output vector v)."""
     o = io["accel_output"]
     acc = chunk_fields_to_int(chunks, o["acc_w"], o["pe"])
-    if acc is None:
-        return unpack_output(io, chunks_to_bits(chunks, o["width"]), images)
-    acc = acc.reshape(images, o["vectors"], o["mh"])
-    if o["vectors"] == 1:
-        return acc[:, 0]
-    return acc.transpose(0, 2, 1)
-
-
-def unpack_output(io: dict, bits: np.ndarray, images: int) -> np.ndarray:
-    """Output word bits -> int64 accumulators (B, MH) (fully connected final layer)."""
-    o = io["accel_output"]
-    acc = fields_to_int(bits.reshape(images, o["vectors"], -1, o["pe"] * o["acc_w"]), o["acc_w"])  # (B, V, NF, PE)
+    if acc is None:  # accumulators wider than 62 bits
+        acc = fields_to_int(chunks_to_bits(chunks, o["width"])[:, :o["pe"] * o["acc_w"]], o["acc_w"])
     acc = acc.reshape(images, o["vectors"], o["mh"])
     if o["vectors"] == 1:
         return acc[:, 0]
