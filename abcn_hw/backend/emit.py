@@ -404,6 +404,15 @@ def driver_source(net: Network, stages: list[Stage]) -> str:
                     c.line("return;")
                 c.line("done += n;")
     c.line()
+    c.comment("Threads the batch runs on: 1..64, at most one per image; one with ABCN_CSIM_DUMP (image-ordered taps).")
+    with c.block("static unsigned effective_threads(unsigned threads, std::uint64_t images)"):
+        c.raw("#ifdef ABCN_CSIM_DUMP")
+        c.line("threads = 1;")
+        c.raw("#endif")
+        c.line("if (threads < 1) threads = 1;")
+        c.line("if (threads > 64) threads = 64;")
+        c.line("return threads > images ? (unsigned)images : threads;")
+    c.line()
     c.comment("The batch, in memory: in = images*ABCN_IN_WORDS*IN_CH chunks, out = images*ABCN_OUT_WORDS*OUT_CH;")
     c.comment("counts[0] = calls of the top function, counts[1+2s] / counts[2+2s] = iterations / calls of stage s;")
     c.comment("*seconds = wall time of the simulation loop. Returns 0, or 1 / 2 / 3 when the design consumed too")
@@ -411,12 +420,7 @@ def driver_source(net: Network, stages: list[Stage]) -> str:
     c.comment("global state); with ABCN_CSIM_DUMP one thread and the tap files opened by the caller.")
     with c.block('extern "C" int abcn_csim_batch(const std::uint64_t *in, std::uint64_t images, std::uint64_t *out, '
                  'unsigned threads, std::uint64_t *counts, double *seconds)'):
-        c.line("if (threads < 1) threads = 1;")
-        c.line("if (threads > 64) threads = 64;")
-        c.raw("#ifdef ABCN_CSIM_DUMP")
-        c.line("threads = 1;")
-        c.raw("#endif")
-        c.line("if (threads > images) threads = (unsigned)images;")
+        c.line("threads = effective_threads(threads, images);")
         c.line("std::vector<Worker> workers(threads);")
         c.line("std::uint64_t next = 0;")
         with c.block("for (unsigned t = 0; t < threads; t++)"):
@@ -471,7 +475,6 @@ def driver_source(net: Network, stages: list[Stage]) -> str:
         c.line("std::fclose(fi);")
         c.line("std::vector<std::uint64_t> out((size_t)images * ABCN_OUT_WORDS * OUT_CH);")
         c.raw("#ifdef ABCN_CSIM_DUMP")
-        c.line("threads = 1;")
         with c.block("for (unsigned t = 0; t < ABCN_NUM_TAPS; t++)"):
             c.line('const std::string path = std::string(argc == 6 ? argv[5] : ".") + "/tap" + std::to_string(t) + ".bin";')
             c.line('abcn_csim::tap_files[t] = std::fopen(path.c_str(), "wb");')
@@ -486,9 +489,7 @@ def driver_source(net: Network, stages: list[Stage]) -> str:
         c.line('if (err == 1) fail("the design did not consume its input");')
         c.line('if (err == 2) fail("the design produced too few output words");')
         c.line('if (err == 3) fail("the design produced too many output words");')
-        c.line("if (threads < 1) threads = 1;")
-        c.line("if (threads > 64) threads = 64;")
-        c.line("if (threads > images) threads = (unsigned)images;")
+        c.line("threads = effective_threads(threads, images);")
         c.line('std::FILE *fo = std::fopen(argv[2], "wb");')
         c.line('if (!fo) fail("cannot open the output file");')
         c.line("const std::uint64_t ohdr[4] = {MAGIC, images, ABCN_OUT_WORDS, OUT_CH};")

@@ -307,12 +307,17 @@ def depends_on_layer(model: ModelWrapper, tensor: str) -> bool:
     return False
 
 
-def _quant_params(model: ModelWrapper, q: NodeProto) -> tuple[float, float, int, bool, bool]:
+def _quant_consts(model: ModelWrapper, q: NodeProto) -> tuple:
+    """A Quant node's scale, zero point and bit width (scalar constants or None) and rounding mode."""
     scale = scalar(const(model, q.input[1]))
     zp = scalar(const(model, q.input[2]))
     bw = scalar(const(model, q.input[3]))
     rounding = attr(q, "rounding_mode", b"ROUND")
-    rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
+    return scale, zp, bw, rounding.decode() if isinstance(rounding, bytes) else rounding
+
+
+def _quant_params(model: ModelWrapper, q: NodeProto) -> tuple[float, float, int, bool, bool]:
+    scale, zp, bw, rounding = _quant_consts(model, q)
     reasons = []
     if scale is None or zp is None or bw is None:
         raise PatternError(q, "Quant scale, zero point and bit width must be scalar constants")
@@ -345,11 +350,7 @@ def _kbit_operand(model: ModelWrapper, q: NodeProto, transforms, nodes, pad_valu
 def _integer_operand(model: ModelWrapper, q: NodeProto, transforms, nodes) -> ActOperand:
     if transforms:
         raise PatternError(transforms[0].node, "pooling/flatten/pad of the integer input before the first layer")
-    scale = scalar(const(model, q.input[1]))
-    zp = scalar(const(model, q.input[2]))
-    bw = scalar(const(model, q.input[3]))
-    rounding = attr(q, "rounding_mode", b"ROUND")
-    rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
+    scale, zp, bw, rounding = _quant_consts(model, q)
     reasons = []
     if scale is None or not _power_of_two(scale):
         reasons.append(f"input quantizer scale must be a power of two, got {scale}")

@@ -2,10 +2,7 @@
 #ifndef ABCN_MULTIBASE_THRESHOLD_HPP
 #define ABCN_MULTIBASE_THRESHOLD_HPP
 
-// g++ < 13 cannot silence -Wunknown-pragmas (the '#pragma HLS' lines) for a region, so in C
-// simulation this header is treated as a system header; the test-suite also builds every kernel
-// with -DABCN_NO_SYSTEM_HEADER -Wall -Wextra -Werror -Wno-unknown-pragmas (ap_types via -isystem)
-// to keep the library itself warning-clean.
+// A system header in C simulation, for '#pragma HLS' under -Wall -Werror: see common.hpp.
 #if defined(__GNUC__) && !defined(__clang__) && !defined(__SYNTHESIS__) && !defined(ABCN_NO_SYSTEM_HEADER)
 #pragma GCC system_header
 #endif
@@ -31,20 +28,30 @@ constexpr unsigned mb_acc_bits(unsigned M, unsigned N, unsigned long long dot_ma
 // a and b are small signed integers; HLS builds each product from a narrow LUT multiplier, or
 // from shift-adds when the coefficient is a compile-time constant (e.g. b with N == 1, or
 // power-of-two scale grids). No DSP is needed at these widths.
+#if ABCN_CSIM_FAST
+// C simulation: the accumulator below in native 64-bit arithmetic, wrapped to ACC_W bits like the
+// ap_int sum; exact when mb_native_ok (every product and the sum of at most 2^8 terms fit 63 bits).
+constexpr bool mb_native_ok(int acc_w, int a_w, int b_w, int dw) { return acc_w <= 64 && a_w + b_w + dw + 8 <= 63; }
+
+template <int ACC_W, unsigned M, unsigned N, int A_W, int B_W, int DW>
+inline long long mb_accumulate_native(const ap_int<A_W> (&a)[M], const ap_int<B_W> (&b)[N],
+                                      const ap_int<DW> (&dots)[M][N]) {
+    long long sum = 0;
+    for (unsigned m = 0; m < M; m++) {
+        const long long am = a[m].to_int64();
+        for (unsigned n = 0; n < N; n++) sum += am * b[n].to_int64() * dots[m][n].to_int64();
+    }
+    const unsigned sh = 64 - (unsigned)ACC_W;
+    return (long long)((unsigned long long)sum << sh) >> sh;
+}
+#endif
+
 template <int ACC_W, unsigned M, unsigned N, int A_W, int B_W, int DW>
 inline ap_int<ACC_W> mb_accumulate(const ap_int<A_W> (&a)[M], const ap_int<B_W> (&b)[N],
                                    const ap_int<DW> (&dots)[M][N]) {
 #pragma HLS INLINE
 #if ABCN_CSIM_FAST
-    // C simulation: native 64-bit arithmetic, wrapped to ACC_W bits like the ap_int sum below.
-    if (ACC_W <= 64 && A_W + B_W + DW + 8 <= 63) {
-        long long sum = 0;
-        for (unsigned m = 0; m < M; m++)
-            for (unsigned n = 0; n < N; n++)
-                sum += a[m].to_int64() * b[n].to_int64() * dots[m][n].to_int64();
-        const unsigned sh = 64 - (unsigned)ACC_W;
-        return ap_int<ACC_W>((long long)((unsigned long long)sum << sh) >> sh);
-    }
+    if (mb_native_ok(ACC_W, A_W, B_W, DW)) return ap_int<ACC_W>(mb_accumulate_native<ACC_W>(a, b, dots));
 #endif
     ap_int<ACC_W> acc = 0;
     for (unsigned m = 0; m < M; m++) {
@@ -95,16 +102,10 @@ struct MultiBaseThreshold {
 #pragma HLS INLINE
 #if ABCN_CSIM_FAST
         // C simulation: native integers and a 64-bit output word (bit-exact, see mb_accumulate)
-        if (NOUT * PE <= 64 && ACC_W <= 62 && A_W + B_W + DW + 8 <= 63) {
+        if (NOUT * PE <= 64 && mb_native_ok(ACC_W, A_W, B_W, DW)) {
             unsigned long long bits = 0;
-            const unsigned sh = 64 - (unsigned)ACC_W;
             for (unsigned pe = 0; pe < PE; pe++) {
-                long long sum = 0;
-                for (unsigned m = 0; m < M; m++) {
-                    const long long am = a[pe][nf][m].to_int64();
-                    for (unsigned n = 0; n < N; n++) sum += am * b[n].to_int64() * dots[pe][m][n].to_int64();
-                }
-                const long long acc = (long long)((unsigned long long)sum << sh) >> sh;  // wrap to ACC_W bits
+                const long long acc = mb_accumulate_native<ACC_W>(a[pe][nf], b, dots[pe]);
                 const bool p = pos[pe][nf] != 0;
                 for (unsigned j = 0; j < NOUT; j++) {
                     const long long th = thr[pe][nf][j].to_int64();

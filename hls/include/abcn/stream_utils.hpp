@@ -2,10 +2,7 @@
 #ifndef ABCN_STREAM_UTILS_HPP
 #define ABCN_STREAM_UTILS_HPP
 
-// g++ < 13 cannot silence -Wunknown-pragmas (the '#pragma HLS' lines) for a region, so in C
-// simulation this header is treated as a system header; the test-suite also builds every kernel
-// with -DABCN_NO_SYSTEM_HEADER -Wall -Wextra -Werror -Wno-unknown-pragmas (ap_types via -isystem)
-// to keep the library itself warning-clean.
+// A system header in C simulation, for '#pragma HLS' under -Wall -Werror: see common.hpp.
 #if defined(__GNUC__) && !defined(__clang__) && !defined(__SYNTHESIS__) && !defined(ABCN_NO_SYSTEM_HEADER)
 #pragma GCC system_header
 #endif
