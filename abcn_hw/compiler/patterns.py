@@ -4,7 +4,8 @@ Weights:      a sum (Add tree) of ``BipolarQuant(W'_m, alpha_m)`` with constant 
               optionally transposed (``Transpose`` before a MatMul).
 Activations:  a sum of ``BipolarQuant(z + c_n, beta_n)`` sharing one float source z (ABC bases;
               a single base may have c = 0, e.g. BNN-PYNQ ``BipolarQuant(BN(y), 1)``), optionally
-              followed by max pooling, a flatten and an explicit pad with the value -sum(beta);
+              followed by max pooling, a flatten and an explicit pad with the value -sum(beta) (bit 0)
+              or 0 (zero padding, corrected in the XNOR conv);
               or the integer input ``Quant(x, 2**e, zp=0, bits<=16, ROUND)`` of the first layer.
 """
 from __future__ import annotations
@@ -180,6 +181,7 @@ class ActOperand:
     bitwidth: int = 8
     narrow: bool = False
     spec: object = None  # BitSpec for binary operands
+    zero_pad: bool = False  # an explicit Pad with the value 0 (PyTorch zero padding), not -sum(beta)
 
     @property
     def pads(self) -> tuple[int, int, int, int]:
@@ -281,15 +283,17 @@ def act_operand(model: ModelWrapper, tensor: str) -> ActOperand:
         else:
             raise PatternError(bqs[0], "activation bases do not share one input (expected BipolarQuant(x + c_n))")
     beta = np.array(betas, np.float32)
-    if pad_value is not None:
+    if pad_value is not None and pad_value != 0:
         total = np.float32(beta[0])
         for bt in beta[1:]:
             total = np.float32(total + bt)
         if pad_value != -total:
-            raise PatternError(transforms[-1].node, f"pad value {pad_value} is not a bit value (-sum(beta) = {-total})")
+            raise PatternError(transforms[-1].node, f"pad value {pad_value} is neither 0 (zero padding) nor the "
+                                                    f"bit value -sum(beta) = {-total}")
     from .bitspec import ShiftBits
 
-    return ActOperand("bits", srcs[0], shifts, beta, transforms, nodes, spec=ShiftBits(tuple(shifts)))
+    return ActOperand("bits", srcs[0], shifts, beta, transforms, nodes, spec=ShiftBits(tuple(shifts)),
+                      zero_pad=pad_value == 0)
 
 
 def depends_on_layer(model: ModelWrapper, tensor: str) -> bool:
@@ -340,11 +344,11 @@ def _kbit_operand(model: ModelWrapper, q: NodeProto, transforms, nodes, pad_valu
     if zp != 0.0 or lo + hi != 0:
         raise PatternError(q, f"k-bit activation range [{lo}, {hi}] with zero point {zp} is not symmetric "
                               "(thermometer bases need qmin + qmax = 0 and zero point 0: use narrow range)")
-    if pad_value is not None:
-        raise PatternError(transforms[-1].node, "padding a k-bit activation is not supported")
+    if pad_value is not None and pad_value != 0:
+        raise PatternError(transforms[-1].node, f"padding a k-bit activation with {pad_value} (only zero padding)")
     n = hi - lo
     beta = np.full(n, np.float32(scale) / np.float32(2), np.float32)
-    return ActOperand("bits", q.input[0], [], beta, transforms, nodes + [q], spec=spec)
+    return ActOperand("bits", q.input[0], [], beta, transforms, nodes + [q], spec=spec, zero_pad=pad_value == 0)
 
 
 def _integer_operand(model: ModelWrapper, q: NodeProto, transforms, nodes) -> ActOperand:

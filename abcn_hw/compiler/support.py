@@ -61,8 +61,8 @@ def find_problems(model: ModelWrapper) -> list[Problem]:
         try:
             act = act_operand(model, node.input[0])
             covered.update(n.name for n in act.nodes)
-            if conv and act.kind == "bits" and any(attr(node, "pads", [0, 0, 0, 0])):
-                bad(node, "convolution zero-pads a binary input (0 is not a bit value; pad with -sum(beta))")
+            if conv and act.kind == "bits" and any(attr(node, "pads", [0, 0, 0, 0])) and any(act.pads):
+                bad(node, "convolution pads an input that an explicit Pad already pads (merge the two paddings)")
         except PatternError as e:
             bad(e.node if e.node is not None else node, e.reason)
         try:

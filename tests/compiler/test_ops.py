@@ -39,15 +39,17 @@ def _bits(rng, shape):
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 3), m=st.integers(1, 3), c=st.integers(1, 5),
-       o=st.integers(1, 4), k=st.integers(1, 5), s=st.integers(1, 2), p=st.integers(0, 2), h=st.integers(5, 9))
-def test_xnor_popcount_conv(seed, n, m, c, o, k, s, p, h):
+       o=st.integers(1, 4), k=st.integers(1, 5), s=st.integers(1, 2), p=st.integers(0, 2), h=st.integers(5, 9),
+       zero_pad=st.booleans())
+def test_xnor_popcount_conv(seed, n, m, c, o, k, s, p, h, zero_pad):
     rng = np.random.default_rng(seed)
     x = _bits(rng, (2, n, c, h, h + 1))
     wbits = _bits(rng, (m, o, c * k * k))
-    ref, got = run_both("XnorPopcountConv", [x, pack_bits(wbits)], kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p])
+    ref, got = run_both("XnorPopcountConv", [x, pack_bits(wbits)], kernel_shape=[k, k], strides=[s, s],
+                        pads=[p, p, p, p], zero_pad=int(zero_pad))
     np.testing.assert_array_equal(ref, got)
-    # independent check: +-1 convolution with -1 padding
-    xv = np.pad(2 * x.astype(np.int64) - 1, [(0, 0)] * 3 + [(p, p)] * 2, constant_values=-1)
+    # independent check: +-1 convolution with -1 padding (ABC) or 0 padding (PyTorch)
+    xv = np.pad(2 * x.astype(np.int64) - 1, [(0, 0)] * 3 + [(p, p)] * 2, constant_values=0 if zero_pad else -1)
     wv = (2 * wbits.astype(np.int64) - 1).reshape(m, o, c, k, k)
     ho, wo = (h + 2 * p - k) // s + 1, (h + 1 + 2 * p - k) // s + 1
     for i in range(ho):
@@ -55,6 +57,26 @@ def test_xnor_popcount_conv(seed, n, m, c, o, k, s, p, h):
             win = xv[:, :, :, i * s:i * s + k, j * s:j * s + k]
             exp = np.einsum("bnchw,mochw->bmno", win, wv)
             np.testing.assert_array_equal(ref[..., i, j], exp)
+
+
+@pytest.mark.parametrize("k, s, pads, hw", [(3, 1, [1, 1, 1, 1], (5, 7)), (5, 2, [2, 2, 2, 2], (9, 6)),
+                                            (3, 2, [0, 1, 2, 1], (4, 9)), (5, 1, [2, 0, 1, 2], (3, 4))])
+def test_xnor_popcount_conv_zero_pad_rectangular(k, s, pads, hw):
+    """Asymmetric pads, non-square maps, a map smaller than the kernel (both borders padded)."""
+    rng = np.random.default_rng(k * 7 + s)
+    m, n, c, o = 3, 2, 3, 4
+    x = _bits(rng, (2, n, c) + hw)
+    wbits = _bits(rng, (m, o, c * k * k))
+    ref, got = run_both("XnorPopcountConv", [x, pack_bits(wbits)], kernel_shape=[k, k], strides=[s, s],
+                        pads=pads, zero_pad=1)
+    np.testing.assert_array_equal(ref, got)
+    t, l, b, r = pads
+    xv = np.pad(2 * x.astype(np.int64) - 1, [(0, 0)] * 3 + [(t, b), (l, r)])
+    wv = (2 * wbits.astype(np.int64) - 1).reshape(m, o, c, k, k)
+    for i in range(ref.shape[-2]):
+        for j in range(ref.shape[-1]):
+            win = xv[:, :, :, i * s:i * s + k, j * s:j * s + k]
+            np.testing.assert_array_equal(ref[..., i, j], np.einsum("bnchw,mochw->bmno", win, wv))
 
 
 @settings(max_examples=20, deadline=None)

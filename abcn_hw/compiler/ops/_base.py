@@ -135,6 +135,29 @@ def im2col(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int], pads: S
     return win.reshape(x.shape[:-3] + (ho * wo, c * kh * kw)), ho, wo
 
 
+def zero_pad_correction(w_bits: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
+                        pads: Sequence[int], h: int, w: int) -> np.ndarray:
+    """Correction that turns a conv with bit-0 (-1) padding into a zero-padded one.
+
+    ``w_bits`` (M, O, K) {0,1} with K = C*kh*kw in (c, i, j) order; input (H, W) = (h, w); pads
+    [top, left, bottom, right]. A window tap on the padding contributes -w (the pad bit 0 is -1) to
+    the bit-padded dot, and 0 to the zero-padded one, so
+        dot_zero[m, n, o, y, x] = dot_bit0[m, n, o, y, x] + corr[m, o, y, x],
+        corr[m, o, y, x] = sum over the taps (c, i, j) of window (y, x) on the padding of w[m, o, k] (+-1).
+    Independent of the activation (every base n gets the same corr). Returns (M, O, Ho, Wo) int32,
+    zero where the window lies inside the image."""
+    w_bits = np.asarray(w_bits, np.uint8)
+    m, o, k = w_bits.shape
+    kh, kw = kernel
+    c = k // (kh * kw)
+    valid = np.ones((1, h, w), np.int64)
+    taps, ho, wo = im2col(valid, kernel, strides, pads, 0)  # (L, kh*kw): 1 inside the image
+    on_pad = 1 - taps  # (L, kh*kw)
+    wsum = (2 * w_bits.astype(np.int64) - 1).reshape(m, o, c, kh * kw).sum(axis=2)  # (M, O, kh*kw)
+    corr = np.einsum("mot,lt->mol", wsum, on_pad)
+    return corr.reshape(m, o, ho, wo).astype(np.int32)
+
+
 def xnor_popcount_dots(x_bits: np.ndarray, w_packed: np.ndarray, k: int) -> np.ndarray:
     """x_bits (B, N, L, K) uint8 {0,1}; w_packed (M, O, Kb) -> dots (B, M, N, O, L) int32 with
     dot = 2 * popcount(XNOR) - K = K - 2 * popcount(XOR) over the K valid bits."""
@@ -210,4 +233,4 @@ def onnx_dtype(np_dtype) -> int:
 
 
 __all__ = ["DOMAIN", "FUNCTION_OPSET", "WORD_BITS", "FunctionBuilder", "AbcnOp", "pack_bits", "unpack_bits",
-           "as_words", "im2col", "xnor_popcount_dots", "padded_bits", "onnx_dtype"]
+           "as_words", "im2col", "xnor_popcount_dots", "zero_pad_correction", "padded_bits", "onnx_dtype"]

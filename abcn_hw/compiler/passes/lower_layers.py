@@ -117,12 +117,18 @@ class LowerBinaryLayers(Transformation):
             sc = layer_scales(w.alpha, act.beta, k)
             op = "XnorPopcountConv" if conv else "XnorPopcountMatMul"
             n = act.spec.count
-            pads = list(act.pads)
+            # bit-0 padding (ABC: explicit Pad(-sum beta)) or zero padding (the conv's own pads, or
+            # an explicit Pad(0)): bit 0 plus the weights' border correction inside the XNOR conv
+            own = list(attr(node, "pads", [0, 0, 0, 0])) if conv else []
+            pads = own if any(own) else list(act.pads)
+            zero_pad = bool(any(own) or act.zero_pad)
         wname = add_init(model, node.name + "_wbits", pack_bits(w.bits))
         dots = fresh_name(model, node.name + "_dots")
         attrs = {}
         if conv:  # pads in ONNX order [top, left, bottom, right]
             attrs = dict(kernel_shape=list(w.kernel), strides=list(attr(node, "strides", [1, 1])), pads=list(pads))
+            if act.kind == "bits" and zero_pad and any(pads):
+                attrs["zero_pad"] = 1
         new.append(helper.make_node(op, [x, wname], [dots], domain=DOMAIN, name=node.name + "_" + op, **attrs))
         c_t = add_init(model, node.name + "_coef", sc.c)
         acc = fresh_name(model, node.name + "_acc")

@@ -1,0 +1,133 @@
+"""Zero-padded binary nets written the way a Brevitas user writes them: QuantConv2d with a binary
+(or 2-bit) weight quantizer and ``padding=p``, binary QuantIdentity activations (one base, or N
+shifted bases summed), nn.BatchNorm2d, an 8-bit input quantizer with a zero-padded first conv.
+Scales are dyadic (constant binary scales, power-of-two fixed-point scales), so the lowered graph
+must equal the executed export on every element."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import warnings
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+
+def _quantizers():
+    from brevitas.quant import (Int8WeightPerTensorFixedPoint, SignedBinaryActPerTensorConst,
+                                SignedBinaryWeightPerTensorConst, Uint8ActPerTensorFixedPoint)
+
+    class BinW(SignedBinaryWeightPerTensorConst):
+        scaling_const = 0.25
+
+    class TwoBitW(Int8WeightPerTensorFixedPoint):  # {-1, 0, 1} * 2^e: two thermometer weight bases
+        bit_width = 2
+        narrow_range = True
+
+    def bin_act(beta: float):
+        return type(f"BinA{beta}", (SignedBinaryActPerTensorConst,), {"scaling_const": beta})
+
+    return BinW, TwoBitW, bin_act, Uint8ActPerTensorFixedPoint
+
+
+class ShiftedBinaryActs(nn.Module):
+    """A = sum_n beta_n * sign(x + c_n): N binary QuantIdentity branches (an ABC activation)."""
+
+    def __init__(self, betas, shifts):
+        super().__init__()
+        from brevitas.nn import QuantIdentity
+
+        _, _, bin_act, _ = _quantizers()
+        self.shifts = list(shifts)
+        self.q = nn.ModuleList(QuantIdentity(act_quant=bin_act(b)) for b in betas)
+
+    def forward(self, x):
+        out = self.q[0](x + self.shifts[0]) if self.shifts[0] else self.q[0](x)
+        for q, c in zip(self.q[1:], self.shifts[1:]):
+            out = out + q(x + c)
+        return out
+
+
+class ZeroPadNet(nn.Module):
+    """uint8 input -> QuantConv2d(3x3, padding 1) -> BN -> binary act (N bases) -> QuantConv2d(k,
+    stride s, padding p; binary or 2-bit weights) -> BN -> binary act -> [QuantConv2d(3x3, pad 1) ->
+    BN -> binary act] -> QuantLinear, or a final QuantConv2d(3x3, padding 1) whose output (flattened) is
+    the model output."""
+
+    def __init__(self, k=3, s=1, p=1, n_bases=1, w_bits=1, hw=(10, 12), final="fc", c=(6, 5, 4), classes=4):
+        super().__init__()
+        from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+
+        BinW, TwoBitW, bin_act, U8 = _quantizers()
+        wq = BinW if w_bits == 1 else TwoBitW
+        self.inp = QuantIdentity(act_quant=U8, return_quant_tensor=True)
+        self.c1 = QuantConv2d(1, c[0], 3, padding=1, weight_quant=BinW, bias=False)
+        self.bn1 = nn.BatchNorm2d(c[0])
+        betas = [0.5, 0.25, 0.125, 0.5, 1.0][:n_bases]
+        shifts = [0.0, -0.5, 0.5, -1.0, 1.0][:n_bases]
+        self.a1 = ShiftedBinaryActs(betas, shifts)
+        self.c2 = QuantConv2d(c[0], c[1], k, stride=s, padding=p, weight_quant=wq, bias=False)
+        self.bn2 = nn.BatchNorm2d(c[1])
+        self.a2 = QuantIdentity(act_quant=bin_act(1.0))
+        h, w = ((d + 2 * p - k) // s + 1 for d in hw)
+        self.final = final
+        if final == "fc":
+            self.c3 = QuantConv2d(c[1], c[2], 3, padding=1, weight_quant=BinW, bias=False)
+            self.bn3 = nn.BatchNorm2d(c[2])
+            self.a3 = QuantIdentity(act_quant=bin_act(0.5))
+            self.fc = QuantLinear(c[2] * h * w, classes, weight_quant=BinW, bias=False)
+        else:
+            self.c3 = QuantConv2d(c[1], c[2], 3, padding=1, weight_quant=BinW, bias=False)
+
+    def forward(self, x):
+        x = self.a1(self.bn1(self.c1(self.inp(x))))
+        x = self.a2(self.bn2(self.c2(x)))
+        if self.final == "fc":
+            x = self.a3(self.bn3(self.c3(x)))
+            return self.fc(torch.flatten(x, 1))
+        return torch.flatten(self.c3(x), 1)
+
+
+def zero_pad_net(seed: int = 0, n_images: int = 64, **kw) -> tuple[ZeroPadNet, np.ndarray]:
+    """A ZeroPadNet with random weights and batch norm calibrated on random images (some BN scales
+    negative), and test images."""
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = ZeroPadNet(**kw)
+    rng = np.random.default_rng(seed)
+    hw = kw.get("hw", (10, 12))
+    for mod in net.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.reset_running_stats()
+            mod.momentum = None
+            with torch.no_grad():
+                mod.weight[torch.from_numpy(rng.random(mod.num_features) < 0.3)] *= -1
+    x = rng.random((n_images + 128, 1) + tuple(hw)).astype(np.float32)
+    net.train()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net(torch.from_numpy(x[n_images:]))
+    net.eval()
+    return net, x[:n_images]
+
+
+def export_brevitas_file(net: nn.Module, shape: tuple[int, ...], path: str, dynamo: bool) -> str:
+    """Brevitas' export_qonnx as a user calls it (dynamo exporter by default, or dynamo=False)."""
+    from brevitas.export import export_qonnx
+
+    net.eval()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        export_qonnx(net, torch.rand((1,) + tuple(shape)), export_path=path, dynamo=dynamo)
+    return path
+
+
+def export_brevitas(net: nn.Module, shape: tuple[int, ...], dynamo: bool) -> onnx.ModelProto:
+    with tempfile.TemporaryDirectory() as tmp:
+        return onnx.load(export_brevitas_file(net, shape, os.path.join(tmp, "m.onnx"), dynamo))
