@@ -5,7 +5,8 @@ so two lowerings of the same model differ in names only. The backend renames eve
 the graph input and output to ``t<i>`` (in order of first appearance: initializers by first use,
 node outputs in node order) and replaces a renamed tensor's name inside node names, so the
 generated project (host graphs, io.json) is byte-identical for identical inputs. Semantics are
-unchanged; the probe metadata written by the lowering is renamed along.
+unchanged; the probe metadata written by the lowering and the quantization annotations are renamed
+along (annotations of tensors that no longer exist are dropped).
 """
 from __future__ import annotations
 
@@ -60,6 +61,14 @@ def canonicalize(proto: onnx.ModelProto) -> onnx.ModelProto:
         t.name = rn(t.name)
     for vi in g.value_info:
         vi.name = rn(vi.name)
+    # quantization annotations follow their tensor; those of tensors no longer in the graph (left
+    # by qonnx transformations under random names, e.g. on raw Brevitas exports) are dropped
+    known = set(mapping) | keep
+    anns = [a for a in g.quantization_annotation if a.tensor_name in known]
+    for a in anns:
+        a.tensor_name = rn(a.tensor_name)
+    del g.quantization_annotation[:]
+    g.quantization_annotation.extend(anns)
     props = []
     for p in m.metadata_props:
         key, val = p.key, p.value

@@ -89,6 +89,30 @@ def weights_type(layer: MatrixLayer) -> str:
     return "abcn::BinaryWeights" + targs(layer.simd, layer.pe, layer.m, tiles)
 
 
+def corr_type(layer: MatrixLayer) -> str:
+    pc = layer.pad_corr
+    return "abcn::ZeroPadCorrection" + targs(layer.geom.ofm_h, layer.geom.ofm_w, layer.mh, layer.pe, layer.m, pc.rc,
+                                             pc.cc, pc.cw)
+
+
+def _corr_params(c: Cpp, layer: MatrixLayer) -> None:
+    """The zero-padding correction object of a zero-padded binary conv (pad_correction.hpp)."""
+    from .cpp import nested_init
+
+    lid, pc = layer.ident, layer.pad_corr
+    c.line(f"typedef {corr_type(layer)} {lid}_corr_t;")
+    c.comment(f"zero padding: dot += c[pe][nf][m][row[y]*{pc.cc} + col[x]] (sum of the weights on the padded taps)")
+    c.line(f"static const {lid}_corr_t {lid}_corr = {{")
+    c._ind += 1
+    nested_init(c, pc.row, int_lit, per_line=32, trailing=",")
+    nested_init(c, pc.col, int_lit, per_line=32, trailing=",")
+    table = pc.table.reshape(layer.m, layer.mh, pc.rc * pc.cc).transpose(1, 0, 2)  # (O, M, RC*CC)
+    nested_init(c, fold_channels(table, layer.pe), int_lit, per_line=16)
+    c._ind -= 1
+    c.line("};")
+    c.line()
+
+
 def params_header(layer: MatrixLayer) -> str:
     c = Cpp()
     lid = layer.ident
@@ -130,6 +154,8 @@ def params_header(layer: MatrixLayer) -> str:
     c._ind -= 1
     c.line("};")
     c.line()
+    if layer.pad_corr is not None:
+        _corr_params(c, layer)
     c.raw("#endif")
     return c.text()
 
@@ -238,6 +264,11 @@ def _emit_call(c: Cpp, st: Stage, src: str, dst: str, idx: int, net: Network) ->
         layer = net.layers[st.layer]
         lid = layer.ident
         reps = "images" if p["VECTORS"] == 1 else f"images * {p['VECTORS']}u"
+        if st.kind == "mvu" and layer.pad_corr is not None:  # zero-padded conv: border correction
+            fn = "abcn::XnorConvMVU" + targs(p["MW"], p["MH"], p["SIMD"], p["PE"], p["M"], p["N"], f"{lid}_act_t",
+                                             f"{lid}_corr_t")
+            c.line(f"{fn}({src}, {dst}, {lid}_weights, {lid}_act, {lid}_corr, {reps} {cnt});")
+            return
         if st.kind == "mvu":
             fn = "abcn::XnorMVU" + targs(p["MW"], p["MH"], p["SIMD"], p["PE"], p["M"], p["N"], f"{lid}_act_t")
         else:
@@ -270,6 +301,8 @@ def top_source(net: Network, stages: list[Stage]) -> str:
             c.pragma(f"ARRAY_PARTITION variable = {lid}_weights.w complete dim = 1")
             c.pragma(f"ARRAY_PARTITION variable = {lid}_weights.w complete dim = 2")
             c.pragma(f"ARRAY_PARTITION variable = {lid}_act.{'a' if layer.a is not None else 'c'} complete dim = 1")
+            if layer.pad_corr is not None:
+                c.pragma(f"ARRAY_PARTITION variable = {lid}_corr.c complete dim = 1")
             if not layer.final:
                 c.pragma(f"ARRAY_PARTITION variable = {lid}_act.thr complete dim = 1")
                 c.pragma(f"ARRAY_PARTITION variable = {lid}_act.pos complete dim = 1")

@@ -38,7 +38,11 @@ mult/addertree/acc are counted M*N times with acc = popcount bits) plus the mult
 (M*N coefficient products summed into the ACC_W-bit accumulator, counted as M*N adders of ACC_W
 bits); the thresholds are T = N' (next layer's bases) comparators of ACC_W bits; the M weight
 bases are M memories of WMEM x PE*SIMD bits. The integer first layer uses W = 1, A = input bits.
-These are estimates for design-space exploration, not synthesis results.
+A zero-padded binary convolution (PyTorch padding, abcn::ZeroPadCorrection) adds per PE the M*N
+adders of its border correction (popcount bits each) and the correction table, M words of CW bits
+and depth TMEM*RC*CC (row x column border classes), counted like the thresholds
+(``M * CW * ceil(TMEM*RC*CC/64)``); its cycles do not change (the add sits in the dot's pipeline
+stage). These are estimates for design-space exploration, not synthesis results.
 """
 from __future__ import annotations
 
@@ -290,9 +294,16 @@ def layer_resources(layer: MatrixLayer) -> dict:
     thr = layer.nout * layer.acc_w * math.ceil(tmem / 64)
     comp = layer.nout * layer.acc_w
     c2 = layer.m * pe * simd * w_bits * math.ceil(wmem / 64) if wmem <= 128 else 0
-    lut = int(c0 + c1 * pe * (lanes * (mult + addertree + pc_bits) + combiner + thr + comp) + c2)
+    corr = 0
+    if layer.pad_corr is not None:  # zero padding: a dot adder per lane + the border table (LUTRAM, like thr)
+        pc = layer.pad_corr
+        corr = lanes * pc_bits + layer.m * pc.cw * math.ceil(tmem * pc.rc * pc.cc / 64)
+    lut = int(c0 + c1 * pe * (lanes * (mult + addertree + pc_bits) + combiner + thr + comp + corr) + c2)
     bram = 0 if wmem <= 128 else layer.m * _bram18(wmem, pe * simd * w_bits)
-    return {"lut": lut, "bram18": bram, "wmem": wmem, "tmem": tmem}
+    out = {"lut": lut, "bram18": bram, "wmem": wmem, "tmem": tmem}
+    if layer.pad_corr is not None:
+        out["pad_corr_bits"] = layer.pad_corr.rom_bits
+    return out
 
 
 @dataclass

@@ -28,6 +28,7 @@ from ..errors import UnsupportedModelError
 from . import limits
 from .ir import ConvGeom, InputSpec, MatrixLayer, Network, PoolLayer
 from .names import hint, layer_id
+from .padding import pad_correction
 
 DOMAIN = "abcn_hw.compiler.ops"
 MATRIX_OPS = ("XnorPopcountConv", "XnorPopcountMatMul", "IntegerInputConv", "IntegerInputMatMul")
@@ -503,6 +504,8 @@ def _matrix_layer(idx: int, mat, act, init: dict, shapes: dict, inp: InputSpec, 
                         out_tensor=act.output[0],
                         in_bits=inp.in_bits if integer else 1, in_signed=inp.signed if integer else False,
                         a_w=a_w, b_w=b_w, acc_w=acc_w, dot_max=dot_max)
+    if int(a.get("zero_pad", 0)) and conv and not integer and any((geom.pt, geom.pl, geom.pb, geom.pr)):
+        layer.pad_corr = pad_correction(layer.weights, geom, c)
     if not final:
         t = init[thr_in].astype(np.int64)
         s = init[dir_in].astype(np.int64).reshape(-1)

@@ -68,6 +68,35 @@ class ConvGeom:
 
 
 @dataclass
+class PadCorrection:
+    """Zero padding of a binary convolution (abcn::ZeroPadCorrection): the window generator pads
+    with bit 0 (-1), and ``dot[m, n, o](y, x) += table[m, o, row[y], col[x]]`` restores the value 0
+    of the padding (the sum of the weights on the padded taps, the same for every base n)."""
+
+    row: np.ndarray           # (OFM_H,) row class of each output row
+    col: np.ndarray           # (OFM_W,) column class of each output column
+    table: np.ndarray         # (M, O, RC, CC) int64
+
+    @property
+    def rc(self) -> int:
+        return int(self.table.shape[2])
+
+    @property
+    def cc(self) -> int:
+        return int(self.table.shape[3])
+
+    @property
+    def cw(self) -> int:
+        """Signed width of the corrections (at least 2)."""
+        mx = int(np.abs(self.table).max()) if self.table.size else 0
+        return max(2, mx.bit_length() + 1)
+
+    @property
+    def rom_bits(self) -> int:
+        return int(self.table.size) * self.cw
+
+
+@dataclass
 class MatrixLayer:
     """A matrix-vector unit (+ its activation): XnorPopcount{Conv,MatMul} or IntegerInput{Conv,MatMul}
     followed by MultiBaseThreshold (``nout`` output bases) or MultiBaseAccumulate (final layer)."""
@@ -99,6 +128,7 @@ class MatrixLayer:
     dot_max: int = 0
     simd: int = 1
     pe: int = 1
+    pad_corr: PadCorrection | None = None   # zero-padded binary conv (XnorConvMVU)
 
     @property
     def nout(self) -> int:

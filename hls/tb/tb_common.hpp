@@ -174,6 +174,26 @@ void read_act(Reader &r, abcn::MultiBaseAccumulate<MH, PE, M, N, DM, A_W, B_W, A
     read_coeffs<A_W, B_W>(r, t, PE, MH / PE, M, N);
 }
 
+// ZeroPadCorrection: row[OFM_H], col[OFM_W] (classes), c[pe][nf][m][rc*CC + cc]
+template <unsigned OH, unsigned OW, unsigned MH, unsigned PE, unsigned M, unsigned RC, unsigned CC, int CW>
+void read_corr(Reader &r, abcn::ZeroPadCorrection<OH, OW, MH, PE, M, RC, CC, CW> &t) {
+    typedef abcn::ZeroPadCorrection<OH, OW, MH, PE, M, RC, CC, CW> T;
+    for (unsigned y = 0; y < OH; y++) {
+        const long long v = r.integer("row class");
+        if (v < 0 || v >= (long long)RC) fail("row class out of range");
+        t.row[y] = (unsigned char)v;
+    }
+    for (unsigned x = 0; x < OW; x++) {
+        const long long v = r.integer("column class");
+        if (v < 0 || v >= (long long)CC) fail("column class out of range");
+        t.col[x] = (unsigned char)v;
+    }
+    for (unsigned pe = 0; pe < PE; pe++)
+        for (unsigned nf = 0; nf < T::NF; nf++)
+            for (unsigned m = 0; m < M; m++)
+                for (unsigned i = 0; i < RC * CC; i++) t.c[pe][nf][m][i] = (typename T::rom::type)r.sint<CW>("correction");
+}
+
 // DotPassThrough: no parameters
 template <unsigned PE, unsigned M, unsigned N, int DW>
 void read_act(Reader &, abcn::DotPassThrough<PE, M, N, DW> &) {}

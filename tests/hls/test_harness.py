@@ -20,6 +20,8 @@ REPRESENTATIVE = {
     "tb_width_converter": dict(N=2, IN_W=3, OUT_W=2, NUM_IN_WORDS=8),
     "tb_network": dict(H0=6, W0=6, C0=3, K0=3, S0=1, P0=1, SIMD0=3, PE0=2, M0=2, C1=4, N1=2, POOL=2,
                        SIMD1=2, K1=3, S1=1, P1=1, PE1=2, M1=2, C2=4, N2=2, SIMD2=4, PE2=2, M2=2, CLASSES=4),
+    "tb_zeropad_conv": dict(H=5, W=7, C=4, N=2, SIMD=2, KH=3, KW=3, SH=1, SW=1, PT=1, PL=1, PB=1, PR=1, MH=6, PE=3,
+                            M=2, RC=3, CC=3, CW=7, ACT=1, NOUT=2),
 }
 
 

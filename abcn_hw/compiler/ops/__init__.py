@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from onnx import FunctionProto
 
-from ._base import DOMAIN, FUNCTION_OPSET, pack_bits, unpack_bits
+from ._base import DOMAIN, FUNCTION_OPSET, pack_bits, unpack_bits, zero_pad_correction
 from .bit_max_pool import BitMaxPool
 from .float_base_quant import FloatBaseQuant
 from .float_quant_bits import FloatQuantBits
@@ -45,5 +45,5 @@ def function_protos(names: list[str] | None = None) -> list[FunctionProto]:
     return out
 
 
-__all__ = ["DOMAIN", "FUNCTION_OPSET", "custom_op", "function_protos", "pack_bits", "unpack_bits",
+__all__ = ["DOMAIN", "FUNCTION_OPSET", "custom_op", "function_protos", "pack_bits", "unpack_bits", "zero_pad_correction",
            *custom_op]

@@ -4,6 +4,7 @@
 
 #include "common.hpp"
 #include "sliding_window.hpp"
+#include "pad_correction.hpp"
 #include "xnor_mvu.hpp"
 #include "multibase_threshold.hpp"
 #include "input_layer.hpp"

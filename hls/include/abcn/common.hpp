@@ -189,6 +189,15 @@ struct rom_word {
         return ap_uint<64>(v(hi, c * 64)).to_uint64();
     }
 };
+// Signed parameter words of W <= 32 bits (e.g. ZeroPadCorrection): ap_int<W> / a plain int.
+template <int W>
+struct rom_int {
+    typedef ap_int<W> type;
+    static ap_int<W> get(const type &v) {
+#pragma HLS INLINE
+        return v;
+    }
+};
 #else
 #define ABCN_ROM_WIDE(ap_value, ...) { { __VA_ARGS__ } }
 template <int W, bool NARROW = (W <= 64)>
@@ -219,6 +228,11 @@ struct rom_word<W, false> {
         return v;
     }
     static unsigned long long chunk(const type &v, unsigned c) { return v.c[c]; }
+};
+template <int W>
+struct rom_int {
+    typedef int type;
+    static ap_int<W> get(const type &v) { return ap_int<W>(v); }
 };
 #endif
 

@@ -8,6 +8,7 @@
 #endif
 
 #include "common.hpp"
+#include "pad_correction.hpp"
 
 #if ABCN_CSIM_FAST
 #include <cstddef>
@@ -48,10 +49,10 @@ struct BinaryWeights {
 // vector of the call is already in the input stream, and the outputs are written in the original
 // order (vector by vector, neuron fold by neuron fold). Only local state: reentrant, so a batch can
 // be simulated on several threads. Never synthesised.
-template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned M, unsigned N, class TA>
+template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned M, unsigned N, class TA, class PC>
 void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::out_t> &out,
                   const BinaryWeights<SIMD, PE, M, (MH / PE) * (MW / SIMD)> &weights,
-                  const TA &act, unsigned reps, IterCounter *counter) {
+                  const TA &act, const PC &corr, unsigned reps, IterCounter *counter) {
     typedef typename BinaryWeights<SIMD, PE, M, (MH / PE) * (MW / SIMD)>::rom rom;
     constexpr unsigned SF = MW / SIMD;
     constexpr unsigned NF = MH / PE;
@@ -75,6 +76,7 @@ void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
     std::vector<unsigned long long> xs((std::size_t)N * RW * VB);  // a block: xs[(n*RW + k)*VB + v]
     std::vector<int> dbuf((std::size_t)VB * MH * M * N);           // dots of the block
     if (counter) counter->iters += (unsigned long long)reps * NF * SF;
+    PixelCounter<PC::OFM_H, PC::OFM_W> pix;
     for (unsigned r0 = 0; r0 < reps; r0 += VB) {
         const unsigned nb = (reps - r0 < VB) ? reps - r0 : VB;
         for (std::size_t i = 0; i < xs.size(); i++) xs[i] = 0;
@@ -107,15 +109,18 @@ void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
                         dbuf[(((std::size_t)v * MH + o) * M + m) * N + n] = (int)MW - 2 * (int)cnt[v];
                 }
             }
-        for (unsigned v = 0; v < nb; v++)
+        for (unsigned v = 0; v < nb; v++) {
             for (unsigned nf = 0; nf < NF; nf++) {
                 ap_int<DW> dots[PE][M][N];
                 for (unsigned pe = 0; pe < PE; pe++)
                     for (unsigned m = 0; m < M; m++)
                         for (unsigned n = 0; n < N; n++)
                             dots[pe][m][n] = dbuf[(((std::size_t)v * MH + nf * PE + pe) * M + m) * N + n];
+                if (PC::enabled) corr.template apply<NF, PE, M, N, DW>(nf, pix.y, pix.x, dots);
                 out.write(act.activate(nf, dots));
             }
+            pix.next();
+        }
     }
 }
 #endif
@@ -135,10 +140,16 @@ void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
 // Output: NF = MH/PE words TA::out_t per vector. reps = number of vectors (pixels x images).
 // Schedule: one pipelined loop of NF*SF iterations (II=1) per vector; the input vector is read
 // during the first neuron fold and replayed from a SF-word buffer for the others.
-template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned M, unsigned N, class TA>
-void XnorMVU(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::out_t> &out,
-             const BinaryWeights<SIMD, PE, M, (MH / PE) * (MW / SIMD)> &weights, const TA &act,
-             unsigned reps ABCN_COUNTER_PARAM) {
+//
+// XnorConvMVU is XnorMVU for a zero-padded convolution: PC (ZeroPadCorrection, pad_correction.hpp)
+// adds each weight base's border correction to the dots of the border pixels before TA; the vectors
+// must be the output pixels of PC's map in (y, x) order. XnorMVU is XnorMVU_core with
+// NoPadCorrection.
+template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned M, unsigned N, class TA, class PC>
+void XnorMVU_core(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::out_t> &out,
+                  const BinaryWeights<SIMD, PE, M, (MH / PE) * (MW / SIMD)> &weights, const TA &act,
+                  const PC &corr, unsigned reps ABCN_COUNTER_PARAM) {
+#pragma HLS INLINE
     static_assert(MW % SIMD == 0, "SIMD must divide MW");
     static_assert(MH % PE == 0, "PE must divide MH");
     constexpr unsigned SF = MW / SIMD;
@@ -149,7 +160,7 @@ void XnorMVU(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::out_t
     ABCN_COUNT_CALL();
 #if ABCN_CSIM_FAST
     // C simulation: the same schedule and counts on native 64-bit words (bit-exact).
-    XnorMVU_csim<MW, MH, SIMD, PE, M, N>(in, out, weights, act, reps ABCN_COUNTER_ARG(counter));
+    XnorMVU_csim<MW, MH, SIMD, PE, M, N>(in, out, weights, act, corr, reps ABCN_COUNTER_ARG(counter));
     return;
 #endif
     ap_uint<N * SIMD> inbuf[SF];
@@ -159,6 +170,7 @@ void XnorMVU(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::out_t
     // One flat pipelined loop over all vectors (no pipeline flush between output pixels).
     const unsigned long long total = (unsigned long long)reps * NF * SF;
     unsigned sf = 0, nf = 0, tile = 0;
+    PixelCounter<PC::OFM_H, PC::OFM_W> pix;  // output pixel of the vector (PC::enabled only)
     for (unsigned long long i = 0; i < total; i++) {
 #pragma HLS PIPELINE II = 1
         ABCN_COUNT_ITER();
@@ -194,14 +206,31 @@ void XnorMVU(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::out_t
                         const ap_int<DW + 1> twice = ap_int<DW + 1>(pc[pe][m][n]) << 1;
                         dots[pe][m][n] = twice - ap_int<DW + 1>(MW);
                     }
+            if (PC::enabled) corr.template apply<NF, PE, M, N, DW>(nf, pix.y, pix.x, dots);
             out.write(act.activate(nf, dots));
             sf = 0;
             if (++nf == NF) {
                 nf = 0;
                 tile = 0;
+                if (PC::enabled) pix.next();
             }
         }
     }
+}
+
+template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned M, unsigned N, class TA>
+void XnorMVU(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::out_t> &out,
+             const BinaryWeights<SIMD, PE, M, (MH / PE) * (MW / SIMD)> &weights, const TA &act,
+             unsigned reps ABCN_COUNTER_PARAM) {
+    XnorMVU_core<MW, MH, SIMD, PE, M, N>(in, out, weights, act, NoPadCorrection(), reps ABCN_COUNTER_ARG(counter));
+}
+
+template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned M, unsigned N, class TA, class PC>
+void XnorConvMVU(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::out_t> &out,
+                 const BinaryWeights<SIMD, PE, M, (MH / PE) * (MW / SIMD)> &weights, const TA &act,
+                 const PC &corr, unsigned reps ABCN_COUNTER_PARAM) {
+    static_assert(PC::enabled, "XnorConvMVU takes a ZeroPadCorrection (use XnorMVU without one)");
+    XnorMVU_core<MW, MH, SIMD, PE, M, N>(in, out, weights, act, corr, reps ABCN_COUNTER_ARG(counter));
 }
 
 } // namespace abcn
