@@ -18,8 +18,9 @@ from torch import nn
 
 
 def _quantizers():
-    from brevitas.quant import (Int8WeightPerTensorFixedPoint, SignedBinaryActPerTensorConst,
-                                SignedBinaryWeightPerTensorConst, Uint8ActPerTensorFixedPoint)
+    from brevitas.quant import (Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint,
+                                SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst,
+                                Uint8ActPerTensorFixedPoint)
 
     class BinW(SignedBinaryWeightPerTensorConst):
         scaling_const = 0.25
@@ -28,10 +29,14 @@ def _quantizers():
         bit_width = 2
         narrow_range = True
 
+    class TwoBitA(Int8ActPerTensorFixedPoint):  # {-1, 0, 1} * 2^e: two thermometer activation bases
+        bit_width = 2
+        narrow_range = True
+
     def bin_act(beta: float):
         return type(f"BinA{beta}", (SignedBinaryActPerTensorConst,), {"scaling_const": beta})
 
-    return BinW, TwoBitW, bin_act, Uint8ActPerTensorFixedPoint
+    return BinW, TwoBitW, bin_act, Uint8ActPerTensorFixedPoint, TwoBitA
 
 
 class ShiftedBinaryActs(nn.Module):
@@ -41,7 +46,7 @@ class ShiftedBinaryActs(nn.Module):
         super().__init__()
         from brevitas.nn import QuantIdentity
 
-        _, _, bin_act, _ = _quantizers()
+        bin_act = _quantizers()[2]
         self.shifts = list(shifts)
         self.q = nn.ModuleList(QuantIdentity(act_quant=bin_act(b)) for b in betas)
 
@@ -54,15 +59,16 @@ class ShiftedBinaryActs(nn.Module):
 
 class ZeroPadNet(nn.Module):
     """uint8 input -> QuantConv2d(3x3, padding 1) -> BN -> binary act (N bases) -> QuantConv2d(k,
-    stride s, padding p; binary or 2-bit weights) -> BN -> binary act -> [QuantConv2d(3x3, pad 1) ->
+    stride s, padding p; binary or 2-bit weights) -> BN -> binary or 2-bit act -> [QuantConv2d(3x3, pad 1) ->
     BN -> binary act] -> QuantLinear, or a final QuantConv2d(3x3, padding 1) whose output (flattened) is
     the model output."""
 
-    def __init__(self, k=3, s=1, p=1, n_bases=1, w_bits=1, hw=(10, 12), final="fc", c=(6, 5, 4), classes=4):
+    def __init__(self, k=3, s=1, p=1, n_bases=1, w_bits=1, hw=(10, 12), final="fc", c=(6, 5, 4), classes=4,
+                 a2_bits=1):
         super().__init__()
         from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 
-        BinW, TwoBitW, bin_act, U8 = _quantizers()
+        BinW, TwoBitW, bin_act, U8, TwoBitA = _quantizers()
         wq = BinW if w_bits == 1 else TwoBitW
         self.inp = QuantIdentity(act_quant=U8, return_quant_tensor=True)
         self.c1 = QuantConv2d(1, c[0], 3, padding=1, weight_quant=BinW, bias=False)
@@ -72,7 +78,7 @@ class ZeroPadNet(nn.Module):
         self.a1 = ShiftedBinaryActs(betas, shifts)
         self.c2 = QuantConv2d(c[0], c[1], k, stride=s, padding=p, weight_quant=wq, bias=False)
         self.bn2 = nn.BatchNorm2d(c[1])
-        self.a2 = QuantIdentity(act_quant=bin_act(1.0))
+        self.a2 = QuantIdentity(act_quant=bin_act(1.0) if a2_bits == 1 else TwoBitA)
         h, w = ((d + 2 * p - k) // s + 1 for d in hw)
         self.final = final
         if final == "fc":

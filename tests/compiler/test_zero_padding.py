@@ -44,6 +44,7 @@ CASES = [  # (net kwargs, dynamo)
     pytest.param(dict(k=3, s=1, p=1), False, id="k3s1p1-static"),
     pytest.param(dict(k=5, s=2, p=2, n_bases=3, w_bits=2), True, id="k5s2p2-M2N3-dynamo"),
     pytest.param(dict(k=5, s=1, p=2, n_bases=2, final="conv"), False, id="k5s1p2-N2-final-conv-static"),
+    pytest.param(dict(k=3, s=2, p=1, a2_bits=2), False, id="k3s2p1-2bit-act-static"),
     pytest.param(dict(k=3, s=2, p=1, n_bases=2), True, id="k3s2p1-N2-dynamo", marks=pytest.mark.slow),
     pytest.param(dict(k=3, s=1, p=1), True, id="k3s1p1-dynamo", marks=pytest.mark.slow),
     pytest.param(dict(k=5, s=2, p=2, n_bases=3, w_bits=2), False, id="k5s2p2-M2N3-static", marks=pytest.mark.slow),
