@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "compiler"))
-from _zeropad_nets import export_brevitas_file, zero_pad_net  # noqa: E402
+from _zeropad_nets import abc_export_zero_padded, export_brevitas_file, zero_pad_net  # noqa: E402
 
 from abcn_hw.backend import compile  # noqa: E402
 from abcn_hw.sim import simulate, verify  # noqa: E402
@@ -65,3 +65,17 @@ def test_brevitas_zero_padded_variants_bit_exact(kw, dynamo, tmp_path):
     fast = simulate(tmp_path / "b", x[:6], threads=1)
     synth = simulate(tmp_path / "b", x[:6], threads=1, variant="synth")
     assert np.array_equal(fast.accumulators, synth.accumulators)
+
+
+@pytest.mark.slow
+def test_abc_multi_base_zero_padded_convs_bit_exact(tmp_path):
+    """M, N = 3, 2 and 2, 3 bases in one zero-padded conv (pad 2, stride 1 and 2; our exporter's
+    idiom with the padding in the Conv): each weight base's correction, scaled per base pair."""
+    import onnx
+
+    exp, x = abc_export_zero_padded("conv")
+    path = str(tmp_path / "abc_zp.onnx")
+    onnx.save(exp, path)
+    compile(path, tmp_path / "b")
+    assert len(_zero_padded_layers(tmp_path / "b")) == 2
+    _check(verify(path, tmp_path / "b", x[:64]), 64)

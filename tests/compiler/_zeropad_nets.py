@@ -6,6 +6,7 @@ must equal the executed export on every element."""
 from __future__ import annotations
 
 import contextlib
+from functools import lru_cache
 import io
 import os
 import tempfile
@@ -14,6 +15,7 @@ import warnings
 import numpy as np
 import onnx
 import torch
+from onnx import helper, numpy_helper
 from torch import nn
 
 
@@ -137,3 +139,44 @@ def export_brevitas_file(net: nn.Module, shape: tuple[int, ...], path: str, dyna
 def export_brevitas(net: nn.Module, shape: tuple[int, ...], dynamo: bool) -> onnx.ModelProto:
     with tempfile.TemporaryDirectory() as tmp:
         return onnx.load(export_brevitas_file(net, shape, os.path.join(tmp, "m.onnx"), dynamo))
+
+
+def set_pads(node, pads) -> None:
+    """Replace a Conv node's pads attribute."""
+    for a in [a for a in node.attribute if a.name == "pads"]:
+        node.attribute.remove(a)
+    node.attribute.append(helper.make_attribute("pads", pads))
+
+
+@lru_cache(maxsize=1)
+def _abc_export() -> tuple[bytes, np.ndarray]:
+    spec = dict(convs=[(3, 3, 1, 1), (4, 3, 1, 2), (4, 5, 2, 2)], m=[2, 3, 2, 2], n=[None, 2, 3, 2], hw=11, pool=None,
+                classes=4)
+    from _builders import abc_net, export_abc
+
+    net, x = abc_net(spec, 9)
+    return export_abc(net, (1, 11, 11)).SerializeToString(), x[:200]
+
+
+def abc_export_zero_padded(value: str):
+    """Our ABC net (M, N = 3, 2 / 2, 3 bases, padding 1 / 2) whose export pads with -sum(beta), turned
+    into a zero-padded one: ``explicit`` keeps the Pad with the value 0, ``conv`` moves the padding
+    into the Conv's pads (as a PyTorch conv exports)."""
+    raw, x = _abc_export()
+    exp = onnx.ModelProto.FromString(raw)
+    g = exp.graph
+    inits = {t.name: t for t in g.initializer}
+    pads = [n for n in g.node if n.op_type == "Pad"]
+    assert len(pads) == 2
+    for pad in pads:
+        if value == "explicit":
+            zero = numpy_helper.from_array(np.zeros((), np.float32), pad.input[2] + "_zero")
+            g.initializer.append(zero)
+            pad.input[2] = zero.name
+        else:
+            conv = next(n for n in g.node if pad.output[0] in n.input)
+            conv.input[0] = pad.input[0]
+            p = numpy_helper.to_array(inits[pad.input[1]])
+            set_pads(conv, [int(p[2]), int(p[3]), int(p[6]), int(p[7])])
+            g.node.remove(pad)
+    return exp, x

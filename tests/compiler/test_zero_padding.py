@@ -5,13 +5,11 @@ element (dyadic scales, sums < 2^24: exact on any CPU). Nets are written as a Br
 them (tests/compiler/_zeropad_nets.py), exported with both torch exporters."""
 from __future__ import annotations
 
-from functools import lru_cache
 
 import numpy as np
 import onnx
 import pytest
-from _builders import abc_net, export_abc
-from _zeropad_nets import export_brevitas, zero_pad_net
+from _zeropad_nets import abc_export_zero_padded, export_brevitas, set_pads, zero_pad_net
 from onnx import helper, numpy_helper
 
 from abcn_hw.compiler import compare, lower, measure
@@ -23,12 +21,6 @@ HW = (10, 12)  # non-square maps throughout
 def _attr(node, name, default=None):
     a = next((a for a in node.attribute if a.name == name), None)
     return default if a is None else helper.get_attribute_value(a)
-
-
-def _set_pads(node, pads):
-    for a in [a for a in node.attribute if a.name == "pads"]:
-        node.attribute.remove(a)
-    node.attribute.append(helper.make_attribute("pads", pads))
 
 
 def _lower_exact(exp, x):
@@ -84,45 +76,13 @@ def test_zero_pad_correction_is_what_makes_it_exact():
     assert compare(exp, bad, x).output_equal < 0.5
 
 
-@lru_cache(maxsize=1)
-def _abc_export() -> tuple[bytes, np.ndarray]:
-    spec = dict(convs=[(3, 3, 1, 1), (4, 3, 1, 2), (4, 5, 2, 2)], m=[2, 3, 2, 2], n=[None, 2, 3, 2], hw=11, pool=None,
-                classes=4)
-    net, x = abc_net(spec, 9)
-    return export_abc(net, (1, 11, 11)).SerializeToString(), x[:200]
-
-
-def _abc_export_padded(value: str):
-    """Our ABC net (M, N = 3, 2 / 2, 3 bases, padding 1 / 2) whose export pads with -sum(beta), turned
-    into a zero-padded one: ``explicit`` keeps the Pad with the value 0, ``conv`` moves the padding
-    into the Conv's pads (as a PyTorch conv exports)."""
-    raw, x = _abc_export()
-    exp = onnx.ModelProto.FromString(raw)
-    g = exp.graph
-    inits = {t.name: t for t in g.initializer}
-    pads = [n for n in g.node if n.op_type == "Pad"]
-    assert len(pads) == 2
-    for pad in pads:
-        if value == "explicit":
-            zero = numpy_helper.from_array(np.zeros((), np.float32), pad.input[2] + "_zero")
-            g.initializer.append(zero)
-            pad.input[2] = zero.name
-        else:
-            conv = next(n for n in g.node if pad.output[0] in n.input)
-            conv.input[0] = pad.input[0]
-            p = numpy_helper.to_array(inits[pad.input[1]])
-            _set_pads(conv, [int(p[2]), int(p[3]), int(p[6]), int(p[7])])
-            g.node.remove(pad)
-    return exp, x
-
-
 def test_abc_multi_base_conv_zero_padded_both_forms():
     """M, N > 1 in one conv (our exporter's idiom): every weight base gets its own correction, the
     same for all activation bases, scaled by alpha_m * beta_n in the accumulator. An explicit
     Pad(0) and the Conv's own pads lower to the same graph and both equal the export."""
     outs = []
     for form in ("explicit", "conv"):
-        exp, x = _abc_export_padded(form)
+        exp, x = abc_export_zero_padded(form)
         low, rep = _lower_exact(exp, x)
         convs = [n for n in low.graph.node if n.op_type == "XnorPopcountConv"]
         assert [list(_attr(n, "pads")) for n in convs] == [[2] * 4, [2] * 4]
@@ -133,16 +93,16 @@ def test_abc_multi_base_conv_zero_padded_both_forms():
 
 
 def test_explicit_pad_and_conv_padding_together_is_refused():
-    exp, _ = _abc_export_padded("explicit")
+    exp, _ = abc_export_zero_padded("explicit")
     conv = next(n for n in exp.graph.node if n.op_type == "Conv" and any(
         p.op_type == "Pad" and p.output[0] == n.input[0] for p in exp.graph.node))
-    _set_pads(conv, [1, 1, 1, 1])
+    set_pads(conv, [1, 1, 1, 1])
     with pytest.raises(UnsupportedModelError, match="explicit Pad already pads"):
         lower(exp)
 
 
 def test_pad_value_neither_zero_nor_bit_is_refused():
-    exp, _ = _abc_export_padded("explicit")
+    exp, _ = abc_export_zero_padded("explicit")
     g = exp.graph
     pad = next(n for n in g.node if n.op_type == "Pad")
     t = numpy_helper.from_array(np.array(0.75, np.float32), "odd_pad_value")
