@@ -90,6 +90,7 @@ def _report(records: list[LayerRecord], where: str | None) -> LoweringReport:
         report.layers.append(LayerReport(r.name, r.op, list(r.in_shape), list(r.out_shape), r.m, r.n, r.k,
                                          r.scales.exact, r.scales.scales_rounded, r.acc_bits, r.scales.bound,
                                          r.threshold, r.next_bases, bits_tensor=r.bits_tensor))
+        report.layers[-1].padding = r.padding
     return report
 
 

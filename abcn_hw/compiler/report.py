@@ -21,6 +21,7 @@ class LayerReport:
     next_bases: int
     equal_bits: float | None = None  # fraction of equal next-layer activation bits (when measured)
     bits_tensor: str | None = None  # lowered tensor holding the layer's output bits (if thresholded)
+    padding: str = "none"  # none | bit0 (ABC: -sum(beta)) | zero (PyTorch: bit 0 + border correction) | integer
 
     @property
     def status(self) -> str:
@@ -50,7 +51,8 @@ class LoweringReport:
         head = ["layer", "op", "in", "out", "M", "N", "K", "status", "acc bits", "threshold", "N'", "equal bits"]
         rows = [head]
         for layer in self.layers:
-            rows.append([layer.name, layer.op, "x".join(map(str, layer.in_shape[1:])),
+            op = layer.op + (" (zero pad)" if layer.padding == "zero" else "")
+            rows.append([layer.name, op, "x".join(map(str, layer.in_shape[1:])),
                          "x".join(map(str, layer.out_shape[1:])), str(layer.m), str(layer.n), str(layer.k),
                          layer.status + (" (scales rounded)" if layer.scales_rounded else ""), str(layer.acc_bits),
                          layer.threshold, str(layer.next_bases) if layer.next_bases else "-",

@@ -59,6 +59,8 @@ def test_brevitas_zero_padded_convs_lower_exact(kw, dynamo):
     assert list(_attr(first, "pads")) == [1, 1, 1, 1]  # integer 0 padding, no correction needed
     m = 2 if kw.get("w_bits") == 2 else 1
     assert (rep.layers[1].m, rep.layers[1].n) == (m, kw.get("n_bases", 1))
+    assert [l.padding for l in rep.layers] == ["integer", "zero", "zero"] + (["none"] if kw.get("final") != "conv" else [])
+    assert "XnorPopcountConv (zero pad)" in rep.table()
     assert not any(n.op_type in ("Conv", "BatchNormalization", "Pad") for n in low.graph.node)
 
 

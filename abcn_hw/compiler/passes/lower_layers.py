@@ -34,6 +34,7 @@ class LayerRecord:
     bits_tensor: str | None = None
     float_scales: np.ndarray | None = None  # (M, N, O) float32 alpha*beta, kept for rounded layers
     notes: list[str] = field(default_factory=list)
+    padding: str = "none"  # none | bit0 | zero | integer (see LayerReport)
 
     @property
     def acc_bits(self) -> int:
@@ -153,3 +154,6 @@ class LowerBinaryLayers(Transformation):
         in_shape = model.get_tensor_shape(act.transforms[-1].node.input[0] if act.pads != (0, 0, 0, 0) else node.input[0])
         self.records.append(LayerRecord(node.name, op, tuple(in_shape), tuple(out_shape),
                                         m, n, k, sc, acc, float_scales=fs.astype(np.float32)))
+        if any(attrs.get("pads", [])):
+            self.records[-1].padding = ("integer" if act.kind == "integer" else
+                                        "zero" if attrs.get("zero_pad") else "bit0")
