@@ -337,7 +337,8 @@ class Estimate:
         head = ["layer", "op", "M", "N", "MW", "MH", "PE", "SIMD", "cycles", "LUT", "BRAM18"]
         rows = [head]
         for l in self.layers:
-            rows.append([l["id"], l["op"], str(l.get("M", "-")), str(l.get("N", "-")), str(l.get("MW", "-")),
+            op = l["op"] + (" (zero pad)" if "pad_corr_bits" in l else "")
+            rows.append([l["id"], op, str(l.get("M", "-")), str(l.get("N", "-")), str(l.get("MW", "-")),
                          str(l.get("MH", "-")), str(l.get("PE", "-")), str(l.get("SIMD", "-")), str(l["cycles"]),
                          str(l["lut"]), str(l["bram18"])])
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
