@@ -53,3 +53,9 @@ class UnsupportedModelError(AbcnError):
 
 class OutputPathError(AbcnError):
     """An output path cannot be written (exists and is not empty, not writable, ...)."""
+
+
+class ContractError(AbcnError):
+    """The lowering cannot meet its agreement contract (a rounded layer, no grid good enough)."""
+
+    exit_code = 2

@@ -19,6 +19,12 @@ class Comparison:
     prediction_agreement: float  # argmax agreement (NaN for non-2-D outputs)
     max_abs_diff: float
     layer_equal_bits: dict[str, float] = field(default_factory=dict)  # lowered bit tensor -> fraction equal
+    lowered_output: np.ndarray | None = field(default=None, repr=False)
+    tensors: dict = field(default_factory=dict, repr=False)  # captured lowered tensors
+
+    def summary(self) -> dict:
+        return {"output_equal": self.output_equal, "prediction_agreement": self.prediction_agreement,
+                "max_abs_diff": self.max_abs_diff, "layer_equal_bits": self.layer_equal_bits}
 
     @property
     def identical(self) -> bool:
@@ -61,31 +67,63 @@ def auto_batch(lowered: onnx.ModelProto) -> int:
     return 8 if any(n.op_type in ("XnorPopcountConv", "IntegerInputConv") for n in lowered.graph.node) else 256
 
 
+class ExportReference:
+    """The executed export (onnxruntime with reference functions for qonnx's quantizers,
+    optimisations off) on inputs ``x``, run once and compared with any number of lowered graphs
+    (the rounding contract's grid search lowers one model many times)."""
+
+    def __init__(self, exported, x: np.ndarray, batch: int | None = None):
+        self.exp = runnable_export(_proto(exported))
+        self.x = x
+        self.batch = batch
+        self.out = self.exp.graph.output[0].name
+        self._values: dict[str, np.ndarray] = {}
+
+    def values(self, names: list[str], batch: int) -> list[np.ndarray]:
+        """The export's tensors ``names`` on x (computed once each)."""
+        todo = sorted({n for n in names if n not in self._values} | ({self.out} - set(self._values)))
+        if todo:
+            outs = [self.out] + [n for n in todo if n != self.out]
+            for name, v in zip(outs, run(session(_with_outputs(self.exp, outs)), self.x, batch, outs)):
+                self._values[name] = v
+        return [self._values[n] for n in names]
+
+    def compare(self, lowered, per_layer: bool = True, keep_output: bool = False,
+                capture: tuple[str, ...] = ()) -> Comparison:
+        """Outputs element-wise and argmax, and, per thresholded layer, the lowered bits against
+        the export's own quantizer decisions (the probes the lowering recorded). ``capture``:
+        lowered tensors also returned (Comparison.tensors)."""
+        low = _proto(lowered)
+        batch = self.batch or auto_batch(low)
+        probes = bit_probes(low) if per_layer else {}
+        low_names = sorted(probes)
+        out_l = low.graph.output[0].name
+        extra = [t for t in capture if t not in low_names and t != out_l]
+        rl = run(session(_with_outputs(low, low_names + extra), optimize=True), self.x, batch,
+                 [out_l] + low_names + extra)
+        ye, *zs = self.values([self.out] + [probes[n][0] for n in low_names], batch)
+        yl = rl[0]
+        got = dict(zip([out_l] + low_names + extra, rl))
+        layer_bits = {name: self.equal_bits(probes[name], got[name]) for name in low_names}
+        agree = float(np.mean(ye.argmax(-1) == yl.argmax(-1))) if ye.ndim == 2 and ye.shape == yl.shape else float("nan")
+        diff = float(np.max(np.abs(ye.astype(np.float64) - yl))) if ye.size and ye.shape == yl.shape else float("inf")
+        equal = float(np.mean(ye == yl)) if ye.shape == yl.shape else 0.0
+        return Comparison(len(self.x), equal, agree, diff, layer_bits, yl if keep_output else None,
+                          {t: got[t] for t in capture})
+
+    def equal_bits(self, probe: tuple, bits: np.ndarray) -> float:
+        """Fraction of the lowered ``bits`` (B, N', ...) equal to the export's quantizer decisions
+        on the probe's tensor z: ``probe`` = (z, BitSpec)."""
+        z, spec = probe
+        ref = np.moveaxis(spec.bits(self.values([z], self.batch or 8)[0]), 0, 1)
+        return float(np.mean(ref.reshape(bits.shape) == bits.astype(bool))) if ref.size == bits.size else float("nan")
+
+
 def compare(exported, lowered, x: np.ndarray, batch: int | None = None, per_layer: bool = True) -> Comparison:
     """Run the export (onnxruntime with reference functions for qonnx's quantizers, optimisations
     off) and the lowered graph (plain onnxruntime) on ``x``; compare outputs element-wise, argmax,
     and, per thresholded layer, the lowered bits against the export's own quantizer decisions."""
-    exp = runnable_export(_proto(exported))
-    low = _proto(lowered)
-    batch = batch or auto_batch(low)
-    probes = bit_probes(low) if per_layer else {}
-    exp_names = sorted({z for z, _ in probes.values()})
-    low_names = sorted(probes)
-    exp_m = _with_outputs(exp, exp_names)
-    low_m = _with_outputs(low, low_names)
-    out_e = exp.graph.output[0].name
-    out_l = low.graph.output[0].name
-    re = run(session(exp_m), x, batch, [out_e] + exp_names)
-    rl = run(session(low_m, optimize=True), x, batch, [out_l] + low_names)
-    ye, yl = re[0], rl[0]
-    zs = dict(zip(exp_names, re[1:]))
-    layer_bits = {}
-    for (name, (z, spec)), bits in zip(sorted(probes.items()), rl[1:]):
-        ref = np.moveaxis(spec.bits(zs[z]), 0, 1)
-        layer_bits[name] = float(np.mean(ref.reshape(bits.shape) == bits.astype(bool))) if ref.size == bits.size else float("nan")
-    agree = float(np.mean(ye.argmax(-1) == yl.argmax(-1))) if ye.ndim == 2 else float("nan")
-    diff = float(np.max(np.abs(ye.astype(np.float64) - yl))) if ye.size else 0.0
-    return Comparison(len(x), float(np.mean(ye == yl)), agree, diff, layer_bits)
+    return ExportReference(exported, x, batch).compare(lowered, per_layer)
 
 
-__all__ = ["Comparison", "compare", "bit_probes", "auto_batch"]
+__all__ = ["Comparison", "ExportReference", "compare", "bit_probes", "auto_batch"]

@@ -1,6 +1,7 @@
 """lower(model): support check, then the ordered lowering passes; lower_file: the same on files."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,15 +10,19 @@ import onnx
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.infer_shapes import InferShapes
 
-from ..errors import OutputPathError, UnsupportedModelError
+from ..errors import ContractError, OutputPathError, UnsupportedModelError
 from .graphutil import copy_model
 from .patterns import PatternError
 from .passes import (AbsorbThresholds, AttachFunctions, FloatCombineRoundedLayers, GemmToMatMul, LayerRecord, LowerBinaryLayers,
                      MakeBatchDynamic, NormaliseOpsets, RemoveDeadNodes, RemoveIdentityOps)
-from .report import LayerReport, LoweringReport
+from .passes.coefficient_grid import ApplyCoefficientGrid
+from .report import DEFAULT_MIN_AGREEMENT, LayerReport, LoweringReport
+from .scales import MAX_ACC_BITS, MIN_GRID_BITS
 from .support import check_support
 
 IR_VERSION = 10
+#: metadata key of the lowered graph: the coefficient grid per rounded layer and the contract
+GRID_KEY = "abcn_hw.coefficient_grid"
 
 
 def normalise(model: ModelWrapper) -> ModelWrapper:
@@ -51,11 +56,9 @@ def normalise(model: ModelWrapper) -> ModelWrapper:
     return model
 
 
-def lower(model: ModelWrapper | onnx.ModelProto, where: str | None = None,
-          keep_shapes: bool = False) -> tuple[ModelWrapper, LoweringReport]:
-    """Lower a QONNX binary network; raises UnsupportedModelError (listing every problem) before
-    rewriting anything. Returns the lowered model and the report (no measurements).
-    ``keep_shapes``: keep the export's fixed batch and the inferred shapes (for qonnx's executor)."""
+def lower_layers(model: ModelWrapper | onnx.ModelProto, where: str | None = None) -> tuple[ModelWrapper, list[LayerRecord]]:
+    """The first half of :func:`lower`: support check and the binary layers lowered, coefficients
+    still on the finest grid; the rest (:func:`finish`) can run on copies with different grids."""
     if isinstance(model, onnx.ModelProto):
         model = ModelWrapper(model)
     model = normalise(model)
@@ -67,21 +70,76 @@ def lower(model: ModelWrapper | onnx.ModelProto, where: str | None = None,
         n = e.node
         raise UnsupportedModelError(f"cannot lower {n.op_type if n else 'node'} "
                                     f"'{n.name if n else '?'}': {e.reason}", where) from e
+    return model, records
+
+
+def finish(model: ModelWrapper, records: list[LayerRecord], plan: dict[str, int], where: str | None = None,
+           keep_shapes: bool = False, grid_meta: dict | None = None) -> tuple[ModelWrapper, LoweringReport]:
+    """The second half of :func:`lower` on the output of :func:`lower_layers` (modified in place):
+    rounded layers onto the grids of ``plan`` (layer -> bits), thresholds, clean-up, probes."""
+    ApplyCoefficientGrid(records, plan).apply(model)
     absorb = AbsorbThresholds(records)
     absorb.apply(model)
-    FloatCombineRoundedLayers(records).apply(model)
+    # a rounded layer kept in float (a residual join) combines its dots with the float32 scales; the
+    # last layer keeps its integer accumulator on its grid (the HLS backend maps only that)
+    FloatCombineRoundedLayers([r for r in records if r.threshold == "float"]).apply(model)
     for t in (RemoveDeadNodes(), AttachFunctions(), NormaliseOpsets(IR_VERSION)):
         t.apply(model)
+    rep = _report(records, where)
+    if grid_meta is not None:
+        rep.min_agreement, rep.max_acc_bits = grid_meta["min_agreement"], grid_meta["max_acc_bits"]
     if keep_shapes:
-        return model, _report(records, where)
+        return model, rep
     MakeBatchDynamic().apply(model)
     for bits, (z, spec) in absorb.probes.items():
         prop = model.model.metadata_props.add()
         prop.key = "abcn_hw.probe." + bits
         prop.value = z + "|" + spec.encode()
+    if not rep.exact and grid_meta is not None:
+        prop = model.model.metadata_props.add()
+        prop.key, prop.value = GRID_KEY, json.dumps(grid_meta, sort_keys=True)
     model.model.producer_name = "abcn-hw lower"
     model.model.ir_version = IR_VERSION
-    return model, _report(records, where)
+    return model, rep
+
+
+def finest_plan(records: list[LayerRecord], max_acc_bits: int = MAX_ACC_BITS, where: str | None = None) -> dict[str, int]:
+    """Every rounded layer on the finest grid whose accumulator fits ``max_acc_bits`` bits."""
+    plan = {}
+    for rec in records:
+        if rec.scales.scales_rounded:
+            bits = rec.scales.max_grid_bits(max_acc_bits)
+            if bits is None:
+                raise ContractError(f"layer '{rec.name}' has non-dyadic scales and no coefficient grid of "
+                                    f">= {MIN_GRID_BITS} bits fits a {max_acc_bits}-bit accumulator "
+                                    f"(K={rec.k}, M={rec.m}, N={rec.n})", where,
+                                    "raise --max-acc-bits or train with dyadic scales (--scale-grid fixed)")
+            plan[rec.name] = bits
+    return plan
+
+
+def grid_metadata(lowered: onnx.ModelProto) -> dict | None:
+    """The coefficient grid and contract a lowering recorded (None for an exact lowering)."""
+    for p in lowered.metadata_props:
+        if p.key == GRID_KEY:
+            return json.loads(p.value)
+    return None
+
+
+def lower(model: ModelWrapper | onnx.ModelProto, where: str | None = None, keep_shapes: bool = False,
+          grid: dict[str, int] | None = None, max_acc_bits: int = MAX_ACC_BITS,
+          min_agreement: float = DEFAULT_MIN_AGREEMENT) -> tuple[ModelWrapper, LoweringReport]:
+    """Lower a QONNX binary network; raises UnsupportedModelError (listing every problem) before
+    rewriting anything. Returns the lowered model and the report (no measurements).
+    ``keep_shapes``: keep the export's fixed batch and the inferred shapes (for qonnx's executor).
+    ``grid``: bits of the coefficient grid per rounded layer (layers not named: the finest grid
+    within ``max_acc_bits``); no measurement is made -- :func:`abcn_hw.compiler.contract.lower_to_contract`
+    chooses the grids on calibration inputs and enforces ``min_agreement``, which is recorded."""
+    model, records = lower_layers(model, where)
+    plan = finest_plan(records, max_acc_bits, where) | {k: v for k, v in (grid or {}).items()
+                                                         if any(r.name == k for r in records)}
+    meta = {"bits": dict(sorted(plan.items())), "max_acc_bits": max_acc_bits, "min_agreement": min_agreement}
+    return finish(model, records, plan, where, keep_shapes, meta)
 
 
 def _report(records: list[LayerRecord], where: str | None) -> LoweringReport:
@@ -89,7 +147,8 @@ def _report(records: list[LayerRecord], where: str | None) -> LoweringReport:
     for r in records:
         report.layers.append(LayerReport(r.name, r.op, list(r.in_shape), list(r.out_shape), r.m, r.n, r.k,
                                          r.scales.exact, r.scales.scales_rounded, r.acc_bits, r.scales.bound,
-                                         r.threshold, r.next_bases, bits_tensor=r.bits_tensor))
+                                         r.threshold, r.next_bases, bits_tensor=r.bits_tensor,
+                                         grid_bits=r.scales.grid_bits if r.threshold in ("fused", "final") else None))
         report.layers[-1].padding = r.padding
     return report
 
@@ -98,7 +157,11 @@ def measure(report: LoweringReport, exported, lowered, x: np.ndarray, batch: int
     """Fill the report's measured fields (equal bits per layer, output equality, agreement)."""
     from .compare import compare
 
-    cmp = compare(exported, lowered, x, batch=batch)
+    return fill_measurements(report, compare(exported, lowered, x, batch=batch))
+
+
+def fill_measurements(report: LoweringReport, cmp) -> LoweringReport:
+    """The report's measured fields from a Comparison of its lowered graph with the export."""
     report.images = cmp.images
     report.output_equal = cmp.output_equal
     report.prediction_agreement = cmp.prediction_agreement
@@ -109,10 +172,15 @@ def measure(report: LoweringReport, exported, lowered, x: np.ndarray, batch: int
 
 
 def lower_file(in_path: str | os.PathLike, out_path: str | os.PathLike, report: bool = False,
-               inputs: np.ndarray | None = None) -> LoweringReport:
+               inputs: np.ndarray | None = None, calibration=None, min_agreement: float = DEFAULT_MIN_AGREEMENT,
+               max_acc_bits: int = MAX_ACC_BITS) -> LoweringReport:
     """Lower the QONNX file ``in_path`` and write the lowered model to ``out_path`` atomically
-    (nothing is written when the model is unsupported). With ``report`` and ``inputs`` the
-    report also carries measured agreement against the executed export."""
+    (nothing is written when the model is unsupported or misses the rounding contract). Layers
+    with non-dyadic scales get the coefficient grids chosen on ``calibration`` (a callable giving
+    (inputs, description) or None; default: ``inputs``), see abcn_hw.compiler.contract. With
+    ``report`` and ``inputs`` the report also carries measured agreement against the executed export."""
+    from .contract import lower_to_contract
+
     in_path, out_path = Path(in_path), Path(out_path)
     try:
         proto = onnx.load(str(in_path))
@@ -120,9 +188,16 @@ def lower_file(in_path: str | os.PathLike, out_path: str | os.PathLike, report: 
         if isinstance(e, UnsupportedModelError):
             raise
         raise UnsupportedModelError(f"cannot read the model: {e}", str(in_path), "pass a QONNX .onnx file") from e
-    lowered, rep = lower(ModelWrapper(proto), where=str(in_path))
+    if calibration is None and inputs is not None:
+        def calibration():
+            return inputs, f"{len(inputs)} inputs"
+    lowered, rep = lower_to_contract(proto, calibration, min_agreement, max_acc_bits, where=str(in_path))
     if report and inputs is not None:
-        measure(rep, proto, lowered, inputs)
+        cal = getattr(rep, "calibration_comparison", None)
+        if cal is not None and cal[0] is inputs:  # measured on these inputs by the grid search
+            fill_measurements(rep, cal[1])
+        else:
+            measure(rep, proto, lowered, inputs)
     tmp = out_path.with_name(out_path.name + ".tmp")
     try:
         onnx.save(lowered.model, str(tmp))
@@ -135,4 +210,5 @@ def lower_file(in_path: str | os.PathLike, out_path: str | os.PathLike, report: 
     return rep
 
 
-__all__ = ["lower", "lower_file", "measure", "normalise"]
+__all__ = ["lower", "lower_file", "lower_layers", "finish", "finest_plan", "grid_metadata", "measure", "normalise",
+           "GRID_KEY"]

@@ -11,6 +11,12 @@ Layers meeting it are "exact" (bit-equal to the export); others are "rounded". S
 not small dyadic numbers (``float`` grid) are handled by rounding each real coefficient
 alpha[m,o] * beta[n] onto c[m,n,o] * 2**e[o] with |c| < 2**24 (the precision of the float32
 scales) and an int64 accumulator (K * max|x| * sum_mn |c| < 2**62); such layers are "rounded" too.
+
+The rounding contract (docs/lowering.md): how many bits a rounded layer's grid gets is chosen by
+abcn_hw.compiler.contract on calibration inputs (the smallest grid that keeps the lowered graph's
+prediction agreement with the executed export at the contract, within the accumulator width the
+hardware allows, :func:`hw_acc_bits`); :meth:`LayerScales.regrid` rounds the real coefficients
+onto that grid. Without a choice, a rounded layer gets the finest grid the limit allows.
 """
 from __future__ import annotations
 
@@ -27,6 +33,25 @@ MAX_EXACT_COEF = 2 ** 15
 MAX_GRID_BITS = 24  # float32 scales carry 24 significant bits
 
 
+#: widest accumulator (and threshold) the HLS kernels instantiate (backend/frontend.py refuses wider)
+MAX_ACC_BITS = 64
+#: coarsest coefficient grid a rounded layer may get
+MIN_GRID_BITS = 2
+
+
+def hw_acc_bits(c: np.ndarray, k: int, xmax: int) -> int:
+    """Width of the accumulator (and of the thresholds compared with it) the HLS kernels
+    instantiate for the general coefficients ``c`` (M, N, O) -- the backend's bound
+    M * N * K * max|x| * 2**(width(c) - 1), as abcn_hw/backend/frontend.py sizes ACC_W."""
+    lo, hi = int(c.min(initial=0)), int(c.max(initial=0))
+    w = 2
+    while not (-(1 << (w - 1)) <= lo and hi <= (1 << (w - 1)) - 1):
+        w += 1
+    m, n = c.shape[0], c.shape[1]
+    mx = m * n * k * xmax * (1 << (w - 1))
+    return int(mx + 1).bit_length() + 1  # signed width holding -(mx + 1)..mx + 1
+
+
 @dataclass
 class LayerScales:
     c: np.ndarray  # (M, N, O) coefficients, int32 (exact layers) or int64 (rounded): acc = sum c dot
@@ -36,6 +61,40 @@ class LayerScales:
     scales_rounded: bool
     bound: int
     grid_bits: int | None = None  # bits of the rounded coefficients (scales_rounded only)
+    real: np.ndarray | None = None  # (M, N, O) float64 alpha*beta (scales_rounded only)
+    k: int = 0
+    xmax: int = 1
+
+    def regrid(self, bits: int) -> "LayerScales":
+        """The same rounded layer on a grid of ``bits`` bits (scales_rounded only)."""
+        if not self.scales_rounded or self.real is None:
+            raise ValueError("only a rounded layer has a coefficient grid")
+        c, unit = _round_coefficients(self.real, bits)
+        amax = (self.k * self.xmax * np.abs(c).sum(axis=(0, 1))).astype(np.int64)
+        return LayerScales(c.astype(np.int64), unit, amax, False, True, int(amax.max()), bits, self.real, self.k,
+                           self.xmax)
+
+    def max_grid_bits(self, max_acc_bits: int = MAX_ACC_BITS) -> int | None:
+        """The finest grid (<= MAX_GRID_BITS bits) whose accumulator fits ``max_acc_bits`` bits and
+        the int64 accumulator of the lowered graph; None when not even MIN_GRID_BITS fits."""
+        for bits in range(MAX_GRID_BITS, MIN_GRID_BITS - 1, -1):
+            c, _ = _round_coefficients(self.real, bits)
+            if hw_acc_bits(c, self.k, self.xmax) <= max_acc_bits \
+                    and (self.k * self.xmax * np.abs(c).sum(axis=(0, 1))).max(initial=0) <= INT64_LIMIT:
+                return bits
+        return None
+
+    @property
+    def acc_hw_bits(self) -> int:
+        """Accumulator / threshold width of this layer in the HLS kernels."""
+        return hw_acc_bits(np.asarray(self.c, np.int64), self.k, self.xmax)
+
+
+def _round_coefficients(real: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """real (M, N, O) -> (c int64 (M, N, O), unit float32 (O,)): real ~ c * unit, |c| <= 2**bits,
+    one power-of-two unit per output channel."""
+    kc, e = round_to_grid(real.reshape(-1, real.shape[-1]), bits, axis=0)
+    return kc.reshape(real.shape), np.exp2(e.astype(np.float64)).astype(np.float32)
 
 
 def layer_scales(alpha: np.ndarray, beta: np.ndarray | None, k: int, input_scale: float | None = None,
@@ -56,21 +115,15 @@ def layer_scales(alpha: np.ndarray, beta: np.ndarray | None, k: int, input_scale
     c = ka[:, None, :] * kb[None, :, None]
     rounded = bool(np.abs(ka).max(initial=0) > MAX_EXACT_COEF or np.abs(kb).max(initial=0) > MAX_EXACT_COEF
                    or bound_of(c).max() > INT32_LIMIT)
-    bits = None
     if rounded:
-        # round the real coefficients alpha*beta onto k * 2**e[o], |k| < 2**bits (int64 accumulator)
+        # the real coefficients alpha*beta, rounded onto c * 2**e[o] on the finest grid the
+        # accumulator allows (the contract search may pick a coarser one: LayerScales.regrid)
         real = alpha.astype(np.float64)[:, None, :] * (beta.astype(np.float64)[None, :, None] if beta is not None
                                                        else np.float64(input_scale))
-        for bits in range(MAX_GRID_BITS, 1, -1):
-            flat = real.reshape(-1, real.shape[-1])
-            kc, e = round_to_grid(flat, bits, axis=0)
-            c = kc.reshape(real.shape)
-            if bound_of(c).max() <= INT64_LIMIT:
-                break
-        unit = np.exp2(e.astype(np.float64)).astype(np.float32)
-    else:
-        unit = np.exp2((ea + eb).astype(np.float64)).astype(np.float32)
+        sc = LayerScales(c, np.ones(c.shape[-1], np.float32), bound_of(c), False, True, 0, None, real, k, xmax)
+        bits = sc.max_grid_bits()
+        return sc.regrid(bits if bits is not None else MIN_GRID_BITS)
+    unit = np.exp2((ea + eb).astype(np.float64)).astype(np.float32)
     amax = bound_of(c).astype(np.int64)
     bound = int(amax.max())
-    return LayerScales(c.astype(np.int64 if rounded else np.int32), unit, amax, (not rounded) and bound < EXACT_LIMIT,
-                       rounded, bound, bits)
+    return LayerScales(c.astype(np.int32), unit, amax, bound < EXACT_LIMIT, False, bound, None, None, k, xmax)

@@ -1,6 +1,6 @@
 """FloatCombineRoundedLayers: a layer whose scales had to be rounded (``float`` scale grid) and
-whose output is NOT folded into thresholds (the final logits layer, or a residual join kept in
-float) combines its M*N dots with the export's own float32 scales instead of the rounded integer
+whose output is kept in float (a residual join; the pipeline passes only those -- the last layer
+keeps its integer accumulator on its coefficient grid, which the HLS backend maps) combines its M*N dots with the export's own float32 scales instead of the rounded integer
 grid: y = sum_{m,n} (alpha[m,o] * beta[n]) * dot[m,n,o] in float32. This is not bit-exact (the
 summation order differs from the export's float conv) but its error is ~1 ulp, far below what
 the rounded integer grid would add to the logits."""
