@@ -399,20 +399,46 @@ def _load_inputs(path: str | None, model_path: str, images: int, data_dir: str |
     return x.reshape((len(x),) + tuple(dims)), f"{len(x)} {ds.name} test images ({ds.source})"
 
 
+CONTRACT_ARGS = (
+    arg("--min-agreement", type=float, metavar="A",
+        help="rounding contract: least prediction agreement (a fraction) of a lowering that is not exact with the "
+             "executed export on the calibration inputs (default 0.999; lower it only knowingly: it is reported)"),
+    arg("--max-acc-bits", type=int, metavar="B",
+        help="widest accumulator/threshold a rounded layer's coefficient grid may need, 8..64 (default 64)"),
+)
+
+
+def contract_options(args: argparse.Namespace) -> tuple[float, int]:
+    """(min_agreement, max_acc_bits) from --min-agreement / --max-acc-bits, validated."""
+    from .compiler.contract import check_max_acc_bits, check_min_agreement
+    from .compiler.report import DEFAULT_MIN_AGREEMENT
+    from .compiler.scales import MAX_ACC_BITS
+
+    a = DEFAULT_MIN_AGREEMENT if args.min_agreement is None else check_min_agreement(args.min_agreement)
+    b = MAX_ACC_BITS if args.max_acc_bits is None else check_max_acc_bits(args.max_acc_bits)
+    return a, b
+
+
 @command(
     "lower", "lower a QONNX export to the exact XNOR-popcount graph",
     arg("model", metavar="MODEL.onnx", help="QONNX export (ours or a Brevitas BNN-PYNQ export)"),
     arg("--out", required=True, metavar="LOWERED.onnx", help="where to write the lowered graph"),
     arg("--report", action="store_true", help="print the per-layer table and measure agreement with the export"),
-    arg("--inputs", metavar="X.npy", help="inputs for --report (default: bundled MNIST test images)"),
-    arg("--images", type=int, default=500, help="how many dataset test images --report uses (default 500)"),
-    arg("--dataset", help="dataset for --report inputs (default mnist)"),
-    arg("--data-dir", help="dataset folder for --report inputs"),
+    arg("--inputs", metavar="X.npy", help="inputs for --report and the calibration inputs on which the coefficient "
+                                          "grids of layers with non-dyadic scales are chosen (default: bundled "
+                                          "MNIST test images, for models that take MNIST-shaped inputs)"),
+    arg("--images", type=int, default=500, help="how many dataset test images --report / calibration use (default 500)"),
+    arg("--dataset", help="dataset for --report / calibration inputs (default mnist)"),
+    arg("--data-dir", help="dataset folder for --report / calibration inputs"),
+    *CONTRACT_ARGS,
     arg("--json", action="store_true", help="print the report as JSON"),
     arg("--force", action="store_true", help="overwrite --out"),
     description="Lower a QONNX export: every binary Conv/MatMul becomes an XNOR-popcount op on packed bits,\n"
                 "scales, batch norm and the next layer's activation shifts fold into one integer multi-base\n"
-                "threshold unit per channel. Unsupported nodes are all listed before anything is written (exit 2).",
+                "threshold unit per channel. Unsupported nodes are all listed before anything is written (exit 2).\n"
+                "Layers with non-dyadic scales get the coarsest coefficient grid that keeps the rounding contract\n"
+                "(prediction agreement with the executed export >= --min-agreement on the calibration inputs);\n"
+                "when no grid within --max-acc-bits meets it, nothing is written (exit 2, the layer named).",
 )
 def cmd_lower(args: argparse.Namespace) -> int:
     from .compiler import lower_file
@@ -423,18 +449,34 @@ def cmd_lower(args: argparse.Namespace) -> int:
         raise UsageError(f"--images must be >= 1, got {args.images}")
     if not Path(args.model).is_file():
         raise UsageError(f"no such model file: {args.model}", fix="pass the QONNX file written by 'abcn-hw train'")
+    min_agreement, max_acc_bits = contract_options(args)
     x, what = (None, None)
     if args.report:
         x, what = _load_inputs(args.inputs, args.model, args.images, args.data_dir, args.dataset)
-    rep = lower_file(args.model, out, report=args.report, inputs=x)
+
+    def calibration():
+        if x is not None:
+            return x, what
+        if args.inputs:
+            return _load_inputs(args.inputs, args.model, args.images, args.data_dir, args.dataset)
+        try:  # the default dataset, where it fits the model's input shape
+            return _load_inputs(None, args.model, args.images, args.data_dir, args.dataset)
+        except UsageError:
+            return None
+
+    rep = lower_file(args.model, out, report=args.report, inputs=x, calibration=calibration,
+                     min_agreement=min_agreement, max_acc_bits=max_acc_bits)
     if args.json:
         _emit_json(rep.to_dict() | {"inputs": what, "out": str(out)})
         return 0
     if args.report:
         print(f"measured on {what}")
         print(rep.table())
+    elif rep.calibration_agreement is not None:
+        print(rep.contract_line())
     print(f"wrote {out} ({len(rep.layers)} layers, {'all exact' if rep.exact else 'some layers rounded'})")
     return 0
+
 
 
 @command(

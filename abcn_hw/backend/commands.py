@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli import arg, command
+from ..cli import CONTRACT_ARGS, arg, command, contract_options
 from ..errors import DataError, OutputPathError
 
 
@@ -28,14 +28,25 @@ def _load_inputs(path: str) -> np.ndarray:
 
 
 def compile_model(model: str, out: str, folding: str | None = None, target_fps: float | None = None,
-                  clock_mhz: float = 100.0, force: bool = False, quiet: bool = False):
+                  clock_mhz: float = 100.0, force: bool = False, quiet: bool = False, inputs_npy: str | None = None,
+                  min_agreement: float | None = None, max_acc_bits: int | None = None):
     """Compile MODEL.onnx (QONNX export or lowered graph) into the HLS project OUT; prints the
-    folding/estimate table. Returns the CompileResult."""
+    folding/estimate table. ``inputs_npy``: calibration inputs of the rounding contract (layers
+    with non-dyadic scales). Returns the CompileResult."""
     from .project import compile
 
-    res = compile(model, out, folding=folding, target_fps=target_fps, clock_mhz=clock_mhz, force=force)
+    calibration = None
+    if inputs_npy is not None:
+        def calibration():
+            x = _load_inputs(inputs_npy)
+            return x, f"{len(x)} inputs from {inputs_npy}"
+    res = compile(model, out, folding=folding, target_fps=target_fps, clock_mhz=clock_mhz, force=force,
+                  calibration=calibration, min_agreement=min_agreement, max_acc_bits=max_acc_bits)
     if not quiet:
         print(res.table())
+        rep = res.lowering_report
+        if rep is not None and rep.calibration_agreement is not None:
+            print(rep.contract_line())
         print(f"wrote {res.build_dir} ({len(res.files)} files)")
     return res
 
@@ -76,8 +87,8 @@ def run_csim(build_dir: str, inputs_npy: str, out_npy: str, force: bool = False,
 def verify_model(model: str, build_dir: str, inputs_npy: str, as_json: bool = False,
                  threads: int | None = None, variant: str = "fast") -> int:
     """Exported model vs lowered graph (onnxruntime) vs csim on INPUTS_NPY. Exit code 0 when the
-    csim equals the lowered graph on every output element and the lowering's exactness contract
-    holds, 1 otherwise."""
+    csim equals the lowered graph on every output element and the lowering's contract holds
+    (bit-equal outputs for an exact lowering, the recorded prediction agreement otherwise), 1 otherwise."""
     from ..sim import verify
 
     x = _load_inputs(inputs_npy)
@@ -98,11 +109,18 @@ def verify_model(model: str, build_dir: str, inputs_npy: str, as_json: bool = Fa
     arg("--target-fps", type=float, metavar="F", help="choose the cheapest folding reaching F images/s"),
     arg("--clock-mhz", type=float, default=100.0, metavar="C", help="clock for the estimates (default 100)"),
     arg("--force", action="store_true", help="overwrite a non-empty BUILD_DIR"),
+    arg("--inputs", metavar="X.npy", help="calibration inputs on which the coefficient grids of layers with "
+                                          "non-dyadic scales are chosen (default: 500 bundled MNIST test images, "
+                                          "for models that take MNIST-shaped inputs)"),
+    *CONTRACT_ARGS,
     description="Generate a self-contained Vitis HLS project (top function, weights, testbench, Tcl, Makefile,\n"
-                "folding.json, report.json) and print the per-layer folding / cycle / LUT / BRAM table.",
+                "folding.json, report.json) and print the per-layer folding / cycle / LUT / BRAM table.\n"
+                "An export with non-dyadic scales is lowered under the rounding contract (see 'abcn-hw lower').",
 )
 def cmd_compile(args: argparse.Namespace) -> int:
-    compile_model(args.model, args.out, args.folding, args.target_fps, args.clock_mhz, args.force)
+    min_agreement, max_acc_bits = contract_options(args)
+    compile_model(args.model, args.out, args.folding, args.target_fps, args.clock_mhz, args.force,
+                  inputs_npy=args.inputs, min_agreement=min_agreement, max_acc_bits=max_acc_bits)
     return 0
 
 
@@ -135,8 +153,10 @@ def cmd_csim(args: argparse.Namespace) -> int:
         help="simulate what Vitis HLS synthesises: the synthesizable loops and ap_uint parameter ROMs instead "
                  "of the C-simulation fast paths (much slower; same results)"),
     description="Run the exported model, the lowered graph (onnxruntime) and the C simulation on the same inputs.\n"
-                "Exit 0 when the csim equals the lowered graph on every output element (and the lowering's\n"
-                "exactness contract holds), 1 otherwise, naming the first layer that differs.",
+                "Exit 0 when the csim equals the lowered graph on every output element and the lowering's\n"
+                "contract holds on these inputs (an exact lowering: every output bit-equal to the export's; a\n"
+                "rounded one: prediction agreement >= the --min-agreement it was lowered with, 99.9% by\n"
+                "default), 1 otherwise, naming the first layer that differs or the layer that breaks the contract.",
 )
 def cmd_verify(args: argparse.Namespace) -> int:
     return verify_model(args.model, args.build_dir, args.inputs, args.json, args.threads,

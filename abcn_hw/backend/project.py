@@ -74,8 +74,10 @@ class CompileResult:
         return self.estimate.table()
 
 
-def _load(model, where: str | None) -> tuple[onnx.ModelProto, object]:
-    """(lowered proto, lowering report or None) from a path / ModelProto / ModelWrapper."""
+def _load(model, where: str | None, calibration=None, min_agreement: float | None = None,
+          max_acc_bits: int | None = None) -> tuple[onnx.ModelProto, object]:
+    """(lowered proto, lowering report or None) from a path / ModelProto / ModelWrapper; an export
+    is lowered under the rounding contract (abcn_hw.compiler.contract)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     if isinstance(model, ModelWrapper):
@@ -90,9 +92,11 @@ def _load(model, where: str | None) -> tuple[onnx.ModelProto, object]:
                                         where, "pass a QONNX or lowered .onnx file") from e
     if is_lowered(proto):
         return canonicalize(proto), None
-    from ..compiler import lower
+    from ..compiler.contract import DEFAULT_MIN_AGREEMENT, MAX_ACC_BITS, default_calibration, lower_to_contract
 
-    lowered, rep = lower(ModelWrapper(onnx.ModelProto.FromString(proto.SerializeToString())), where=where)
+    lowered, rep = lower_to_contract(proto, calibration or default_calibration(proto),
+                                     DEFAULT_MIN_AGREEMENT if min_agreement is None else min_agreement,
+                                     MAX_ACC_BITS if max_acc_bits is None else max_acc_bits, where=where)
     return canonicalize(lowered.model), rep
 
 
@@ -105,7 +109,8 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
 
 
 def compile(model, out_dir, folding=None, target_fps: float | None = None, clock_mhz: float = DEFAULT_CLOCK_MHZ,
-            force: bool = False, part: str = DEFAULT_PART) -> CompileResult:
+            force: bool = False, part: str = DEFAULT_PART, calibration=None, min_agreement: float | None = None,
+            max_acc_bits: int | None = None) -> CompileResult:
     """Generate the HLS project for ``model`` (an exported QONNX file, which is lowered first, or an
     already lowered graph; path, ModelProto or ModelWrapper) in ``out_dir``.
 
@@ -113,7 +118,10 @@ def compile(model, out_dir, folding=None, target_fps: float | None = None, clock
     target_fps: choose the cheapest folding reaching this rate at ``clock_mhz`` (exclusive with
     folding); neither: the rate of a throughput-oriented default (PE <= 16, SIMD <= 64) reached at
     the cheapest folding of every layer (the slowest layer sets the rate; the others are balanced to it).
-    Raises UsageError, OutputPathError, UnsupportedModelError (nothing is written then)."""
+    calibration / min_agreement / max_acc_bits: the rounding contract of an export with non-dyadic
+    scales (abcn_hw.compiler.contract.lower_to_contract; default calibration: bundled MNIST test
+    images for MNIST-shaped models).
+    Raises UsageError, OutputPathError, UnsupportedModelError, ContractError (nothing is written then)."""
     out_dir = Path(out_dir)
     where = str(model) if isinstance(model, (str, os.PathLike)) else None
     if folding is not None and target_fps is not None:
@@ -132,7 +140,7 @@ def compile(model, out_dir, folding=None, target_fps: float | None = None, clock
         raise UsageError("the ap_types path contains characters the Makefile cannot hold", str(ap),
                          "install hls4ml under a plain path")
 
-    proto, low_rep = _load(model, where)
+    proto, low_rep = _load(model, where, calibration, min_agreement, max_acc_bits)
     net = build_network(proto, source=where, where=where)
     met = None
     if target_fps is not None:
@@ -216,11 +224,12 @@ def generate(net: Network, stages, est: Estimate, proto: onnx.ModelProto, low_re
     report = {"generator": GENERATOR, "source": net.source, "network": net.name, "top": emit.TOP,
               "part": part, "estimate": est.to_dict(),
               "lowering": low_rep.to_dict() if low_rep is not None else None,
+              "rounding_contract": _contract(proto),
               "limits": "abcn_hw/backend/limits.py"}
     files["report.json"] = _json(report)
     files["Makefile"] = makefile(ap).encode()
     files["hls.tcl"] = tcl(clock_mhz, part).encode()
-    files["README.md"] = readme(net, est).encode()
+    files["README.md"] = readme(net, est, _contract(proto), low_rep).encode()
     return files
 
 
@@ -318,7 +327,29 @@ def tcl(clock_mhz: float, part: str) -> str:
     return "\n".join(lines)
 
 
-def readme(net: Network, est: Estimate) -> str:
+def _contract(proto: onnx.ModelProto) -> dict | None:
+    """The rounding contract and coefficient grids the lowering recorded (None: exact lowering)."""
+    from ..compiler.pipeline import grid_metadata
+
+    return grid_metadata(proto)
+
+
+def _contract_lines(contract: dict | None, low_rep) -> list[str]:
+    if contract is None:
+        return []
+    bits = contract.get("bits", {})
+    lines = ["## Rounding contract", "",
+             f"The lowering is not exact in every layer; its contract: prediction agreement with the executed export",
+             f">= {100 * float(contract.get('min_agreement', 0)):g}% (`abcn-hw verify` checks it on its inputs)."]
+    if bits:
+        lines.append("Coefficient grids of the layers with non-dyadic scales (|c| <= 2^bits, accumulators <= "
+                     f"{contract.get('max_acc_bits')} bits): " + ", ".join(f"`{_md_safe(k)}` {v} bits" for k, v in bits.items()) + ".")
+    if low_rep is not None and low_rep.calibration_agreement is not None:
+        lines.append(f"Chosen on {low_rep.calibration}: {100 * low_rep.calibration_agreement:.3f}% agreement.")
+    return lines + [""]
+
+
+def readme(net: Network, est: Estimate, contract: dict | None = None, low_rep=None) -> str:
     return "\n".join([
         f"# abcn-hw HLS project: {net.name}",
         "",
@@ -345,7 +376,7 @@ def readme(net: Network, est: Estimate) -> str:
         "`abcn-hw csim`/`verify`); LUT/BRAM from the FINN-R analytical model (Blott et al., ACM TRETS 2018),",
         "see `report.json` and abcn_hw/backend/folding.py.",
         "",
-    ])
+    ] + _contract_lines(contract, low_rep))
 
 
 def _md_safe(s: str) -> str:

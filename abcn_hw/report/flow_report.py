@@ -64,10 +64,13 @@ def collect(flow_dir: Path) -> dict:
         "images": csim.get("images"),
         "export_fidelity": fid,
         "lowering": {"exact": lowering.get("exact"), "output_equal": lowering.get("output_equal"),
-                     "prediction_agreement": lowering.get("prediction_agreement"), "inputs": lowering.get("inputs")},
+                     "prediction_agreement": lowering.get("prediction_agreement"), "inputs": lowering.get("inputs"),
+                     "grid_bits": lowering.get("grid_bits") or {}, "min_agreement": lowering.get("min_agreement"),
+                     "calibration": lowering.get("calibration"),
+                     "calibration_agreement": lowering.get("calibration_agreement")},
         "verify": {k: verify.get(k) for k in ("ok", "bit_exact", "mismatches", "elements", "prediction_agreement",
-                                              "images", "lowering_exact", "contract_ok", "first_mismatch_layer",
-                                              "cycles_match")},
+                                              "images", "lowering_exact", "contract_ok", "min_agreement",
+                                              "contract_layer", "first_mismatch_layer", "cycles_match")},
         "hardware": {k: est.get(k) for k in ("clock_mhz", "ii_cycles", "fps", "latency_cycles", "latency_us", "lut",
                                               "bram18", "target_fps", "target_met", "resource_model")},
         "csim_throughput": {"images_per_second": csim.get("images_per_second"), "seconds": csim.get("seconds"),
@@ -168,6 +171,23 @@ def _md_table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _contract_line(low: dict, v: dict) -> str:
+    """The rounding contract: exact, or the agreement it promises, the grids chosen, what verify found."""
+    if low.get("exact") or v.get("lowering_exact"):
+        return "* Rounding contract: none needed (exact lowering: every output bit-equal, checked by verify)"
+    need = v.get("min_agreement") or low.get("min_agreement")
+    grids = ", ".join(f"{k} {b} bits" for k, b in (low.get("grid_bits") or {}).items())
+    line = f"* Rounding contract: prediction agreement with the export >= {_pct(need)}"
+    if grids:
+        line += f"; coefficient grids {grids}"
+    if low.get("calibration_agreement") is not None:
+        line += f", chosen on {low.get('calibration')} ({_pct(low['calibration_agreement'])})"
+    if v.get("contract_ok") is not None:
+        line += "; verify: " + ("**held**" if v.get("contract_ok") else "**VIOLATED**"
+                                + (f" at layer {v['contract_layer']}" if v.get("contract_layer") else ""))
+    return line
+
+
 def _sections(data: dict) -> list[tuple[str, str]]:
     """(title, markdown body) pairs shared by the md and html renderings."""
     a, v, g, hw = data["accuracy"], data["verify"], data["gain"], data["hardware"]
@@ -187,6 +207,7 @@ def _sections(data: dict) -> list[tuple[str, str]]:
         f"* Lowered graph vs executed export: {_pct(low.get('output_equal'))} of outputs bit-equal, prediction "
         f"agreement {_pct(low.get('prediction_agreement'))}; lowering "
         + ("exact in every layer" if low.get("exact") else "rounded in some layers (statistical contract)"),
+        _contract_line(low, v),
         f"* Export vs PyTorch: {fid.get('summary', 'n/a')}",
         f"* Cycle estimate vs C-simulation loop counts: {'match' if v.get('cycles_match') else 'MISMATCH'}",
     ])

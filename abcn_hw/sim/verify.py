@@ -1,10 +1,12 @@
 """verify(model, build_dir, x): the exported model, the lowered graph and the C simulation.
 
 Pass = the csim output equals the lowered graph's (onnxruntime) on every element of every output,
-and the lowering's exactness contract holds between lowered graph and executed export (docs/
-lowering.md: when every layer is exact, every output element is bit-equal; for rounded layers the
-contract is statistical and only reported). On a mismatch the first layer whose activation bits
-differ is named, from the csim's per-layer dumps against the lowered graph's intermediate tensors.
+and the lowering's contract holds between lowered graph and executed export on the verify inputs
+(docs/lowering.md: when every layer is exact, every output element is bit-equal; otherwise -- scales
+rounded onto a coefficient grid, or float32 partial sums beyond 2**24 -- the prediction agreement is
+at least the contract the build recorded, 99.9 % unless lowered with --min-agreement, and the layer
+to blame is named). On a csim mismatch the first layer whose activation bits differ is named, from
+the csim's per-layer dumps against the lowered graph's intermediate tensors.
 """
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ class VerifyResult:
     lowering_exact: bool | None
     contract_ok: bool
     first_mismatch_layer: str | None = None
+    min_agreement: float | None = None  # the contract of a lowering that is not exact
+    contract_layer: str | None = None   # the layer named when the contract fails
+    grid_bits: dict = field(default_factory=dict)  # coefficient grid per rounded layer (bits)
     layer_mismatches: dict = field(default_factory=dict)  # layer id -> differing elements
     cycles_match: bool = False
     cycles: list = field(default_factory=list)
@@ -47,6 +52,7 @@ class VerifyResult:
         return {"ok": self.ok, "bit_exact": self.bit_exact, "mismatches": self.mismatches, "elements": self.elements,
                 "prediction_agreement": self.prediction_agreement, "images": self.images,
                 "lowering_exact": self.lowering_exact, "contract_ok": self.contract_ok,
+                "min_agreement": self.min_agreement, "contract_layer": self.contract_layer, "grid_bits": self.grid_bits,
                 "lowered_vs_exported": self.lowered_vs_exported, "first_mismatch_layer": self.first_mismatch_layer,
                 "layer_mismatches": self.layer_mismatches, "cycles_match": self.cycles_match, "cycles": self.cycles,
                 "csim_seconds": round(self.csim_seconds, 3)}
@@ -60,10 +66,16 @@ class VerifyResult:
                          f"({self.layer_mismatches.get(self.first_mismatch_layer)} elements)")
         if self.lowered_vs_exported is not None:
             c = self.lowered_vs_exported
+            if self.lowering_exact:
+                contract = "exact (contract: every output bit-equal)"
+            else:
+                grids = ", ".join(f"{k} {v} b" for k, v in self.grid_bits.items())
+                contract = (f"not exact (contract: prediction agreement >= {100 * self.min_agreement:g}%"
+                            + (f"; coefficient grids {grids}" if grids else "") + ")")
             lines.append(f"lowered vs exported: {100 * c['output_equal']:.3f}% outputs bit-equal, prediction agreement "
-                         f"{100 * c['prediction_agreement']:.2f}%; lowering "
-                         + ("exact" if self.lowering_exact else "rounded (statistical contract)")
-                         + ("" if self.contract_ok else " -- CONTRACT VIOLATED"))
+                         f"{100 * c['prediction_agreement']:.2f}%; lowering " + contract
+                         + ("" if self.contract_ok else " -- CONTRACT VIOLATED"
+                            + (f" at layer '{self.contract_layer}'" if self.contract_layer else "")))
         lines.append("cycle estimate vs csim loop counts: " + ("match" if self.cycles_match else "MISMATCH"))
         lines.append("verify: " + ("PASS" if self.ok else "FAIL"))
         return "\n".join(lines)
@@ -89,6 +101,9 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_
     from ..backend.canonical import canonicalize
     from ..backend.frontend import is_lowered
     from ..compiler import lower
+    from ..compiler.pipeline import grid_metadata
+    from ..compiler.report import DEFAULT_MIN_AGREEMENT
+    from ..compiler.scales import MAX_ACC_BITS
 
     b, io = _project(build_dir)
     x = check_inputs(io, x)
@@ -103,16 +118,28 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_
     built = onnx.load(str(b / "host" / "lowered.onnx"))
     exported = None
     rep = None
+    # the coefficient grids and the contract the build was lowered with (chosen on calibration
+    # inputs by compile / lower); the same grids reproduce the same lowered graph
+    meta = grid_metadata(built) or {}
+    min_agreement = float(meta.get("min_agreement", DEFAULT_MIN_AGREEMENT))
     if is_lowered(proto):
         lowered = proto
     else:
         exported = proto
-        low, rep = lower(ModelWrapper(onnx.ModelProto.FromString(proto.SerializeToString())), where=where)
+        try:
+            low, rep = lower(ModelWrapper(onnx.ModelProto.FromString(proto.SerializeToString())), where=where,
+                             grid={str(k): int(v) for k, v in meta.get("bits", {}).items()},
+                             max_acc_bits=int(meta.get("max_acc_bits", MAX_ACC_BITS)), min_agreement=min_agreement)
+        except (TypeError, ValueError, AttributeError) as e:
+            raise UsageError(f"the build's coefficient-grid record is malformed: {e}", str(b / "host" / "lowered.onnx"),
+                             "recompile with 'abcn-hw compile MODEL --out BUILD_DIR --force'") from e
         lowered = low.model
     if canonicalize(lowered).SerializeToString(deterministic=True) != built.SerializeToString(deterministic=True):
         raise UsageError("the build dir was not generated from this model (its host/lowered.onnx differs)",
                          str(b), "recompile with 'abcn-hw compile MODEL --out BUILD_DIR --force'")
 
+    if rep is not None:  # the report names the lowering's tensors; the build has canonical names
+        _rename_probes(rep, lowered, built)
     lowered = built  # the same graph with the build's canonical tensor names, which io.json uses
     if csim_result is not None:
         if csim_result.output.shape[0] != len(x):
@@ -127,41 +154,47 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_
     result = VerifyResult(len(x), diff == 0 and ref.dtype == y.dtype, diff, int(ref.size), agree, None, None, True,
                           cycles_match=res.cycles_match, cycles=res.counts, csim_seconds=res.seconds)
     if exported is not None:
-        result.lowered_vs_exported = cmp
+        from ..compiler.contract import culprit
+
+        result.lowered_vs_exported = cmp.summary()
         result.lowering_exact = rep.exact
-        result.contract_ok = (cmp["output_equal"] == 1.0) if rep.exact else True
+        if rep.exact:
+            result.contract_ok = cmp.output_equal == 1.0
+        else:
+            result.min_agreement = min_agreement
+            result.grid_bits = rep.grid_bits
+            result.contract_ok = bool(cmp.prediction_agreement >= min_agreement)
+            if not result.contract_ok:
+                result.contract_layer = culprit(rep, cmp, min_agreement)
     if not result.bit_exact and dump_on_mismatch:
         _locate(b, io, x, lowered, result, variant)
     return result
 
 
-def _reference(exported, lowered: onnx.ModelProto, x: np.ndarray) -> tuple[np.ndarray, dict | None]:
-    """The lowered graph's output (onnxruntime) and, with an exported model, the lowering's
-    comparison summary -- one run of each graph, as abcn_hw.compiler.compare does it (export
-    without graph optimisations, lowered graph with; per-layer bits from the lowering's probes)."""
-    from ..compiler.compare import _with_outputs, bit_probes
-    from ..compiler.export_runtime import run, runnable_export, session
+def _rename_probes(rep, lowered: onnx.ModelProto, built: onnx.ModelProto) -> None:
+    """Point the report's per-layer bit tensors at the build's canonical names (a probe's value,
+    the export tensor and its quantizer, is the same in both graphs)."""
+    def probes(m):
+        return {p.value: p.key for p in m.metadata_props if p.key.startswith("abcn_hw.probe.")}
 
-    probes = bit_probes(lowered) if exported is not None else {}
-    low_names = sorted(probes)
-    out_l = lowered.graph.output[0].name
-    rl = run(session(_with_outputs(lowered, low_names), optimize=True), x, BATCH, [out_l] + low_names)
+    canonical = probes(built)
+    by_name = {k: canonical.get(v) for v, k in probes(lowered).items()}
+    for layer in rep.layers:
+        if layer.bits_tensor is not None:
+            key = by_name.get("abcn_hw.probe." + layer.bits_tensor)
+            layer.bits_tensor = key[len("abcn_hw.probe."):] if key else None
+
+
+def _reference(exported, lowered: onnx.ModelProto, x: np.ndarray):
+    """The lowered graph's output (onnxruntime) and, with an exported model, the lowering's
+    Comparison with the executed export (abcn_hw.compiler.compare; one run of each graph)."""
+    from ..compiler.compare import ExportReference
+    from ..compiler.export_runtime import run, session
+
     if exported is None:
-        return rl[0], None
-    exp = runnable_export(exported)
-    exp_names = sorted({z for z, _ in probes.values()})
-    re_ = run(session(_with_outputs(exp, exp_names)), x, BATCH, [exp.graph.output[0].name] + exp_names)
-    ye, yl = re_[0], rl[0]
-    zs = dict(zip(exp_names, re_[1:]))
-    layer_bits = {}
-    for (name, (z, spec)), bits in zip(sorted(probes.items()), rl[1:]):
-        want = np.moveaxis(spec.bits(zs[z]), 0, 1)
-        layer_bits[name] = float(np.mean(want.reshape(bits.shape) == bits.astype(bool))) if want.size == bits.size \
-            else float("nan")
-    agree = float(np.mean(ye.argmax(-1) == yl.argmax(-1))) if ye.ndim == 2 else float("nan")
-    return yl, {"output_equal": float(np.mean(ye == yl)), "prediction_agreement": agree,
-                "max_abs_diff": float(np.max(np.abs(ye.astype(np.float64) - yl))) if ye.size else 0.0,
-                "layer_equal_bits": layer_bits}
+        return run(session(lowered, optimize=True), x, BATCH, [lowered.graph.output[0].name])[0], None
+    cmp = ExportReference(exported, x, BATCH).compare(lowered, keep_output=True)
+    return cmp.lowered_output, cmp
 
 
 def _locate(b: Path, io: dict, x: np.ndarray, lowered: onnx.ModelProto, result: VerifyResult,
