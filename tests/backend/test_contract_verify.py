@@ -1,0 +1,47 @@
+"""verify enforces the rounding contract of a build whose layers have non-dyadic scales: a build
+compiled under the contract passes (csim bit-exact against its lowered graph, the lowered graph
+>= 99.9 % in prediction agreement with the export); a build whose coefficient grids were not
+chosen by the contract (forced coarse, the contract still recorded) fails, naming a layer."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+from _models import abc_net
+
+from abcn_hw.backend import compile
+from abcn_hw.cli import main
+from abcn_hw.compiler import lower
+from abcn_hw.sim import verify
+
+SPEC = dict(convs=[(4, 3, 1, 1), (6, 3, 1, 1)], m=[2, 3, 2], n=[None, 2, 3], hw=12, pool=0, classes=10, grid="float")
+
+
+def test_verify_enforces_the_rounding_contract(tmp_path, capsys):
+    path, x = abc_net(SPEC, str(tmp_path / "float.onnx"), 5)
+    x = np.ascontiguousarray(x)
+    res = compile(path, tmp_path / "good", calibration=lambda: (x, f"{len(x)} test crops"))
+    grids = res.lowering_report.grid_bits
+    assert len(grids) == 3
+    report = json.loads((tmp_path / "good" / "report.json").read_text())
+    assert report["rounding_contract"]["bits"].items() >= grids.items()
+    assert report["lowering"]["grid_bits"] == grids and report["rounding_contract"]["min_agreement"] == 0.999
+    assert "## Rounding contract" in (tmp_path / "good" / "README.md").read_text()
+    good = verify(path, tmp_path / "good", x)
+    assert good.ok and good.bit_exact and good.contract_ok and not good.lowering_exact, good.summary()
+    assert good.min_agreement == 0.999 and good.grid_bits == grids
+    assert good.lowered_vs_exported["prediction_agreement"] >= 0.999
+
+    # tampered: the same model lowered on 2-bit grids, recorded with the default contract
+    coarse, _ = lower(onnx.load(path), grid={k: 2 for k in grids})
+    compile(coarse, tmp_path / "bad")
+    bad = verify(path, tmp_path / "bad", x)
+    assert bad.bit_exact, bad.summary()  # the csim computes its lowered graph exactly ...
+    assert not bad.contract_ok and not bad.ok  # ... which breaks the contract with the export
+    assert bad.contract_layer in grids, bad.summary()
+    assert f"CONTRACT VIOLATED at layer '{bad.contract_layer}'" in bad.summary()
+    np.save(tmp_path / "x.npy", x)
+    rc = main(["verify", path, str(tmp_path / "bad"), "--inputs", str(tmp_path / "x.npy"), "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 1 and d["ok"] is False and d["contract_ok"] is False and d["contract_layer"] == bad.contract_layer
