@@ -50,3 +50,15 @@ def test_grid_points_parse(text, label):
 def test_bad_grid_points(text):
     with pytest.raises(UsageError):
         GridPoint.parse(text)
+
+
+def test_flow_report_shows_the_rounding_contract():
+    from abcn_hw.report.flow_report import _contract_line
+
+    low = {"exact": False, "grid_bits": {"Conv_0": 15, "MatMul_1": 12}, "min_agreement": 0.999,
+           "calibration": "500 test images", "calibration_agreement": 1.0}
+    held = _contract_line(low, {"contract_ok": True, "min_agreement": 0.999, "lowering_exact": False})
+    assert ">= 99.90%" in held and "Conv_0 15 bits, MatMul_1 12 bits" in held and "**held**" in held
+    broken = _contract_line(low, {"contract_ok": False, "contract_layer": "Conv_0", "min_agreement": 0.99})
+    assert ">= 99.00%" in broken and "**VIOLATED** at layer Conv_0" in broken
+    assert "none needed" in _contract_line({"exact": True}, {"lowering_exact": True, "contract_ok": True})
