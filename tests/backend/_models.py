@@ -86,12 +86,12 @@ def bnn_pynq(name: str, path: str, seed: int = 0) -> tuple[str, np.ndarray]:
     return path, (cifar_like(64, seed + 1) if name.startswith("cnv") else mnist("test")[0])
 
 
-def zoo(name: str, m: int, n: int, path: str, seed: int = 0) -> tuple[str, np.ndarray]:
+def zoo(name: str, m: int, n: int, path: str, seed: int = 0, grid: str = "fixed") -> tuple[str, np.ndarray]:
     """Zoo model (untrained: one SGD step + calibrated BN), exported; returns (path, test inputs)."""
     from abcn_hw.models import build_model
 
     torch.manual_seed(seed)
-    model = build_model(name, m, n)
+    model = build_model(name, m, n, scale_grid=grid)
     shape = tuple(model.config["input_shape"])
     x = mnist("train")[0][:256] if shape == (1, 28, 28) else cifar_like(256, seed)
     _step(model, x)

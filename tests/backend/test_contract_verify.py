@@ -8,7 +8,8 @@ import json
 
 import numpy as np
 import onnx
-from _models import abc_net
+import pytest
+from _models import abc_net, zoo
 
 from abcn_hw.backend import compile
 from abcn_hw.cli import main
@@ -45,3 +46,17 @@ def test_verify_enforces_the_rounding_contract(tmp_path, capsys):
     rc = main(["verify", path, str(tmp_path / "bad"), "--inputs", str(tmp_path / "x.npy"), "--json"])
     d = json.loads(capsys.readouterr().out)
     assert rc == 1 and d["ok"] is False and d["contract_ok"] is False and d["contract_layer"] == bad.contract_layer
+
+
+@pytest.mark.slow
+def test_zoo_lenet_float_scales_compile_and_verify(tmp_path):
+    """lenet 3/3 with --scale-grid float: grids chosen on the 500 bundled MNIST test images it is
+    compiled with by default, csim bit-exact against the lowered graph, and the contract holds on
+    the other 1500 test images."""
+    path, x = zoo("lenet", 3, 3, str(tmp_path / "lenet_float.onnx"), grid="float")
+    res = compile(path, tmp_path / "b")
+    rep = res.lowering_report
+    assert rep.calibration_images == 500 and rep.calibration_agreement >= 0.999, rep.table()
+    assert len(rep.grid_bits) == 4 and all(2 <= b <= 24 for b in rep.grid_bits.values()), rep.table()
+    v = verify(path, tmp_path / "b", x[500:])
+    assert v.ok and v.bit_exact and v.contract_ok and v.grid_bits == rep.grid_bits, v.summary()

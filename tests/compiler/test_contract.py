@@ -136,3 +136,24 @@ def test_rounded_model_of_another_shape_needs_inputs(float_net, tmp_path, capsys
     _, _, d = float_net  # 12x12 inputs: the bundled MNIST images do not fit
     rc, _, err = _cli(["lower", str(d / "float.onnx"), "--out", str(tmp_path / "l.onnx")], capsys)
     assert rc == 2 and "non-dyadic scales" in err and "--inputs" in err and not (tmp_path / "l.onnx").exists(), err
+
+
+@pytest.mark.slow
+def test_brevitas_stock_binary_lenet_gets_grids_meeting_the_contract(tmp_path):
+    """A net written with Brevitas' own quantizers (constant +-0.1 weights: not dyadic), random
+    weights and calibrated batch norm: every layer rounded, grids chosen, the contract holds."""
+    import torch
+    from _builders import calibrate_bn
+
+    from abcn_hw.models import build_stock_binary_model
+    from abcn_hw.qonnx_export import export_to_qonnx
+
+    torch.manual_seed(0)
+    model = build_stock_binary_model()
+    calibrate_bn(model, mnist("train")[0][:300])
+    export_to_qonnx(model, model.input_shape, tmp_path / "stock.onnx")
+    exp = onnx.load(str(tmp_path / "stock.onnx"))
+    x = mnist("test")[0][:300]
+    low, rep = lower_to_contract(exp, _calibration(x))
+    assert all(layer.scales_rounded for layer in rep.layers) and len(rep.grid_bits) == 4, rep.table()
+    assert rep.calibration_agreement >= 0.999 and compare(exp, low, x).prediction_agreement >= 0.999
