@@ -85,14 +85,14 @@ def run_csim(build_dir: str, inputs_npy: str, out_npy: str, force: bool = False,
 
 
 def verify_model(model: str, build_dir: str, inputs_npy: str, as_json: bool = False,
-                 threads: int | None = None, variant: str = "fast") -> int:
+                 threads: int | None = None, variant: str = "fast", min_agreement: float | None = None) -> int:
     """Exported model vs lowered graph (onnxruntime) vs csim on INPUTS_NPY. Exit code 0 when the
     csim equals the lowered graph on every output element and the lowering's contract holds
     (bit-equal outputs for an exact lowering, the recorded prediction agreement otherwise), 1 otherwise."""
     from ..sim import verify
 
     x = _load_inputs(inputs_npy)
-    res = verify(model, build_dir, x, threads=threads, variant=variant)
+    res = verify(model, build_dir, x, threads=threads, variant=variant, min_agreement=min_agreement)
     if as_json:
         json.dump(res.to_dict(), sys.stdout, indent=2, sort_keys=True, default=float)
         sys.stdout.write("\n")
@@ -152,6 +152,9 @@ def cmd_csim(args: argparse.Namespace) -> int:
     arg("--synthesis-view", action="store_true",
         help="simulate what Vitis HLS synthesises: the synthesizable loops and ap_uint parameter ROMs instead "
                  "of the C-simulation fast paths (much slower; same results)"),
+    arg("--min-agreement", type=float, metavar="A",
+        help="rounding contract to check for a lowering that is not exact (default: the one the build was "
+             "lowered with, 0.999 unless compiled with --min-agreement)"),
     description="Run the exported model, the lowered graph (onnxruntime) and the C simulation on the same inputs.\n"
                 "Exit 0 when the csim equals the lowered graph on every output element and the lowering's\n"
                 "contract holds on these inputs (an exact lowering: every output bit-equal to the export's; a\n"
@@ -160,4 +163,4 @@ def cmd_csim(args: argparse.Namespace) -> int:
 )
 def cmd_verify(args: argparse.Namespace) -> int:
     return verify_model(args.model, args.build_dir, args.inputs, args.json, args.threads,
-                        "synth" if args.synthesis_view else "fast")
+                        "synth" if args.synthesis_view else "fast", args.min_agreement)

@@ -10,14 +10,14 @@ import onnx
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.infer_shapes import InferShapes
 
-from ..errors import ContractError, OutputPathError, UnsupportedModelError
+from ..errors import ContractError, OutputPathError, UnsupportedModelError, UsageError
 from .graphutil import copy_model
 from .patterns import PatternError
 from .passes import (AbsorbThresholds, AttachFunctions, FloatCombineRoundedLayers, GemmToMatMul, LayerRecord, LowerBinaryLayers,
                      MakeBatchDynamic, NormaliseOpsets, RemoveDeadNodes, RemoveIdentityOps)
 from .passes.coefficient_grid import ApplyCoefficientGrid
 from .report import DEFAULT_MIN_AGREEMENT, LayerReport, LoweringReport
-from .scales import MAX_ACC_BITS, MIN_GRID_BITS
+from .scales import MAX_ACC_BITS, MAX_GRID_BITS, MIN_GRID_BITS
 from .support import check_support
 
 IR_VERSION = 10
@@ -135,8 +135,12 @@ def lower(model: ModelWrapper | onnx.ModelProto, where: str | None = None, keep_
     ``grid``: bits of the coefficient grid per rounded layer (layers not named: the finest grid
     within ``max_acc_bits``); no measurement is made -- :func:`abcn_hw.compiler.contract.lower_to_contract`
     chooses the grids on calibration inputs and enforces ``min_agreement``, which is recorded."""
+    for k, v in (grid or {}).items():
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not MIN_GRID_BITS <= v <= MAX_GRID_BITS:
+            raise UsageError(f"coefficient grid of layer '{k}' must be {MIN_GRID_BITS}..{MAX_GRID_BITS} bits, got {v!r}",
+                             where)
     model, records = lower_layers(model, where)
-    plan = finest_plan(records, max_acc_bits, where) | {k: v for k, v in (grid or {}).items()
+    plan = finest_plan(records, max_acc_bits, where) | {k: int(v) for k, v in (grid or {}).items()
                                                          if any(r.name == k for r in records)}
     meta = {"bits": dict(sorted(plan.items())), "max_acc_bits": max_acc_bits, "min_agreement": min_agreement}
     return finish(model, records, plan, where, keep_shapes, meta)

@@ -91,16 +91,18 @@ def _lowered_run(lowered: onnx.ModelProto, x: np.ndarray, names: list[str]) -> l
 
 
 def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_result=None,
-           threads: int | None = None, variant: str = "fast") -> VerifyResult:
+           threads: int | None = None, variant: str = "fast", min_agreement: float | None = None) -> VerifyResult:
     """``model``: the exported QONNX (or the lowered graph) the build dir was compiled from.
 
     ``csim_result``: a :class:`CsimResult` of ``simulate(build_dir, x)`` already run by the caller
-    on exactly these inputs (e.g. by the flow's csim stage); it is used instead of simulating again."""
+    on exactly these inputs (e.g. by the flow's csim stage); it is used instead of simulating again.
+    ``min_agreement``: the rounding contract to check (default: the one the build recorded)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     from ..backend.canonical import canonicalize
     from ..backend.frontend import is_lowered
     from ..compiler import lower
+    from ..compiler.contract import check_min_agreement
     from ..compiler.pipeline import grid_metadata
     from ..compiler.report import DEFAULT_MIN_AGREEMENT
     from ..compiler.scales import MAX_ACC_BITS
@@ -120,20 +122,24 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_
     rep = None
     # the coefficient grids and the contract the build was lowered with (chosen on calibration
     # inputs by compile / lower); the same grids reproduce the same lowered graph
-    meta = grid_metadata(built) or {}
-    min_agreement = float(meta.get("min_agreement", DEFAULT_MIN_AGREEMENT))
+    try:
+        meta = grid_metadata(built) or {}
+        recorded = check_min_agreement(meta.get("min_agreement", DEFAULT_MIN_AGREEMENT), "the recorded min_agreement")
+        grid = {str(k): int(v) for k, v in meta.get("bits", {}).items()}
+        max_acc_bits = int(meta.get("max_acc_bits", MAX_ACC_BITS))
+    except (TypeError, ValueError, AttributeError) as e:
+        raise UsageError(f"the build's coefficient-grid record is malformed: {type(e).__name__}",
+                         str(b / "host" / "lowered.onnx"),
+                         "recompile with 'abcn-hw compile MODEL --out BUILD_DIR --force'") from e
     if is_lowered(proto):
         lowered = proto
     else:
         exported = proto
-        try:
-            low, rep = lower(ModelWrapper(onnx.ModelProto.FromString(proto.SerializeToString())), where=where,
-                             grid={str(k): int(v) for k, v in meta.get("bits", {}).items()},
-                             max_acc_bits=int(meta.get("max_acc_bits", MAX_ACC_BITS)), min_agreement=min_agreement)
-        except (TypeError, ValueError, AttributeError) as e:
-            raise UsageError(f"the build's coefficient-grid record is malformed: {e}", str(b / "host" / "lowered.onnx"),
-                             "recompile with 'abcn-hw compile MODEL --out BUILD_DIR --force'") from e
+        low, rep = lower(ModelWrapper(onnx.ModelProto.FromString(proto.SerializeToString())), where=where,
+                         grid=grid, max_acc_bits=max_acc_bits, min_agreement=recorded)
         lowered = low.model
+    # the contract checked: the caller's, else the one the build was lowered with
+    min_agreement = recorded if min_agreement is None else check_min_agreement(min_agreement)
     if canonicalize(lowered).SerializeToString(deterministic=True) != built.SerializeToString(deterministic=True):
         raise UsageError("the build dir was not generated from this model (its host/lowered.onnx differs)",
                          str(b), "recompile with 'abcn-hw compile MODEL --out BUILD_DIR --force'")

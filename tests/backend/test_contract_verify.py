@@ -42,6 +42,11 @@ def test_verify_enforces_the_rounding_contract(tmp_path, capsys):
     assert not bad.contract_ok and not bad.ok  # ... which breaks the contract with the export
     assert bad.contract_layer in grids, bad.summary()
     assert f"CONTRACT VIOLATED at layer '{bad.contract_layer}'" in bad.summary()
+    # the contract to check can be set by the caller (default: the build's record)
+    measured = bad.lowered_vs_exported["prediction_agreement"]  # far below: 2-bit grids collapse the classifier
+    if measured > 0:
+        assert verify(path, tmp_path / "bad", x, min_agreement=measured).contract_ok
+    assert verify(path, tmp_path / "good", x, min_agreement=1.0).ok  # chosen on these 200 inputs: 100 %
     np.save(tmp_path / "x.npy", x)
     rc = main(["verify", path, str(tmp_path / "bad"), "--inputs", str(tmp_path / "x.npy"), "--json"])
     d = json.loads(capsys.readouterr().out)
