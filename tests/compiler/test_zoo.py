@@ -5,9 +5,8 @@ import pytest
 import torch
 from _builders import cifar_like, export_abc, mnist
 
+from abcn_hw import models
 from abcn_hw.compiler import lower, measure
-
-models = pytest.importorskip("abcn_hw.models")
 
 
 def _zoo(name: str, m: int, n: int, n_images: int, batch: int, grid: str = "fixed"):

@@ -129,3 +129,17 @@ def test_bad_configuration_fails_to_compile(tb, override, message, tb_builder):
     cfg = dict(REPRESENTATIVE[tb], **override)
     assert message in builder().compile_error(Spec.of(tb, **cfg))
     assert builder().compile_error(Spec.of(tb, **REPRESENTATIVE[tb])) == ""
+
+
+@pytest.mark.parametrize("ci,outcome", [(None, pytest.skip.Exception), ("", pytest.skip.Exception),
+                                        ("false", pytest.skip.Exception), ("true", pytest.fail.Exception),
+                                        ("1", pytest.fail.Exception)])
+def test_missing_dependency_skips_locally_and_fails_in_ci(monkeypatch, ci, outcome):
+    from .conftest import skip_unless_ci
+
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="g\\+\\+ not found"):
+        skip_unless_ci("g++ not found")
