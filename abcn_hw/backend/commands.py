@@ -57,6 +57,7 @@ def run_csim(build_dir: str, inputs_npy: str, out_npy: str, force: bool = False,
     design (in this process, on threads); write the model output to OUT_NPY (and, with ``dump_dir``, every layer's
     output as DUMP_DIR/<layer id>.npy in the lowered graph's layout). Returns the CsimResult."""
     from ..sim import simulate
+    from ..sim.verify import cycles_line
 
     out = Path(out_npy)
     if out.exists() and not force:
@@ -80,15 +81,16 @@ def run_csim(build_dir: str, inputs_npy: str, out_npy: str, force: bool = False,
               f"simulation loop {res.sim_seconds:.2f} s on {res.threads} thread{'s' if res.threads > 1 else ''}); "
               f"wrote {out} {tuple(res.output.shape)} {res.output.dtype}")
         print(res.cycles_table())
-        print("cycle estimate vs csim loop counts: " + ("match" if res.cycles_match else "MISMATCH"))
+        print(cycles_line(res.counts))
     return res
 
 
 def verify_model(model: str, build_dir: str, inputs_npy: str, as_json: bool = False,
                  threads: int | None = None, variant: str = "fast", min_agreement: float | None = None) -> int:
     """Exported model vs lowered graph (onnxruntime) vs csim on INPUTS_NPY. Exit code 0 when the
-    csim equals the lowered graph on every output element and the lowering's contract holds
-    (bit-equal outputs for an exact lowering, the recorded prediction agreement otherwise), 1 otherwise."""
+    csim equals the lowered graph on every output element, its iteration counters equal the cycle
+    estimate, and the lowering's contract holds (bit-equal outputs for an exact lowering, the
+    recorded prediction agreement otherwise), 1 otherwise."""
     from ..sim import verify
 
     x = _load_inputs(inputs_npy)
@@ -156,10 +158,11 @@ def cmd_csim(args: argparse.Namespace) -> int:
         help="rounding contract to check for a lowering that is not exact (default: the one the build was "
              "lowered with, 0.999 unless compiled with --min-agreement)"),
     description="Run the exported model, the lowered graph (onnxruntime) and the C simulation on the same inputs.\n"
-                "Exit 0 when the csim equals the lowered graph on every output element and the lowering's\n"
-                "contract holds on these inputs (an exact lowering: every output bit-equal to the export's; a\n"
-                "rounded one: prediction agreement >= the --min-agreement it was lowered with, 99.9% by\n"
-                "default), 1 otherwise, naming the first layer that differs or the layer that breaks the contract.",
+                "Exit 0 when the csim equals the lowered graph on every output element, its iteration counters\n"
+                "equal the cycle estimate, and the lowering's contract holds on these inputs (an exact lowering:\n"
+                "every output bit-equal to the export's; a rounded one: prediction agreement >= the\n"
+                "--min-agreement it was lowered with, 99.9% by default), 1 otherwise, naming the first layer\n"
+                "that differs, the stage whose counter differs or the layer that breaks the contract.",
 )
 def cmd_verify(args: argparse.Namespace) -> int:
     return verify_model(args.model, args.build_dir, args.inputs, args.json, args.threads,

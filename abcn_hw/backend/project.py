@@ -372,8 +372,8 @@ def readme(net: Network, est: Estimate, contract: dict | None = None, low_rep=No
         est.table(),
         "```",
         "",
-        "Cycle counts are per image at II=1 (checked against the C simulation's loop counters by",
-        "`abcn-hw csim`/`verify`); LUT/BRAM from the FINN-R analytical model (Blott et al., ACM TRETS 2018),",
+        "Cycle counts are per image at II=1 (checked by `abcn-hw csim`/`verify` against the iteration counters",
+        "the simulated kernels advance as they move stream words); LUT/BRAM from the FINN-R analytical model (Blott et al., ACM TRETS 2018),",
         "see `report.json` and abcn_hw/backend/folding.py.",
         "",
     ] + _contract_lines(contract, low_rep))

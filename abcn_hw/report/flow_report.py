@@ -209,7 +209,8 @@ def _sections(data: dict) -> list[tuple[str, str]]:
         + ("exact in every layer" if low.get("exact") else "rounded in some layers (statistical contract)"),
         _contract_line(low, v),
         f"* Export vs PyTorch: {fid.get('summary', 'n/a')}",
-        f"* Cycle estimate vs C-simulation loop counts: {'match' if v.get('cycles_match') else 'MISMATCH'}",
+        f"* Cycle estimate (folding model) vs the C simulation's iteration counters (advanced by each kernel "
+        f"per stream word it moves): {'match' if v.get('cycles_match') else 'MISMATCH'}",
     ])
     gain = "\n".join([
         f"* Memory: float32 weights {g['memory_bits_float'] / 8 / 1024:,.1f} KiB → binary bases, thresholds and "

@@ -1,7 +1,8 @@
 """verify(model, build_dir, x): the exported model, the lowered graph and the C simulation.
 
 Pass = the csim output equals the lowered graph's (onnxruntime) on every element of every output,
-and the lowering's contract holds between lowered graph and executed export on the verify inputs
+the C simulation's iteration counters equal the cycle estimate in every stage, and the lowering's
+contract holds between lowered graph and executed export on the verify inputs
 (docs/lowering.md: when every layer is exact, every output element is bit-equal; otherwise -- scales
 rounded onto a coefficient grid, or float32 partial sums beyond 2**24 -- the prediction agreement is
 at least the contract the build recorded, 99.9 % unless lowered with --min-agreement, and the layer
@@ -46,7 +47,12 @@ class VerifyResult:
 
     @property
     def ok(self) -> bool:
-        return self.bit_exact and self.contract_ok
+        return self.bit_exact and self.contract_ok and self.cycles_match
+
+    @property
+    def first_cycle_mismatch(self) -> dict | None:
+        """The first stage whose C-simulation counter differs from the cycle estimate."""
+        return next((c for c in self.cycles if not c.get("match")), None) if self.cycles else None
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "bit_exact": self.bit_exact, "mismatches": self.mismatches, "elements": self.elements,
@@ -76,9 +82,24 @@ class VerifyResult:
                          f"{100 * c['prediction_agreement']:.2f}%; lowering " + contract
                          + ("" if self.contract_ok else " -- CONTRACT VIOLATED"
                             + (f" at layer '{self.contract_layer}'" if self.contract_layer else "")))
-        lines.append("cycle estimate vs csim loop counts: " + ("match" if self.cycles_match else "MISMATCH"))
+        lines.append(cycles_line(self.cycles))
         lines.append("verify: " + ("PASS" if self.ok else "FAIL"))
         return "\n".join(lines)
+
+
+def cycles_line(counts: list[dict]) -> str:
+    """One line: the folding model's cycles per image vs the C simulation's iteration counters
+    (advanced by the kernels as they move stream words; every loop iteration with
+    --synthesis-view), naming the first stage and layer that differ."""
+    head = "cycle estimate vs C-simulation iteration counters: "
+    if not counts:
+        return head + "MISMATCH (no counters were returned)"
+    bad = next((c for c in counts if not c.get("match")), None)
+    if bad is None:
+        return head + f"match in all {len(counts)} stages"
+    layer = bad["id"].rsplit("_", 1)[0]
+    return (head + f"MISMATCH in stage {bad['id']} (layer {layer}): estimated {bad['estimated']} cycles per image, "
+            f"counted {bad['counted']:g}")
 
 
 def _lowered_run(lowered: onnx.ModelProto, x: np.ndarray, names: list[str]) -> list[np.ndarray]:

@@ -291,6 +291,33 @@ def test_verify_names_first_differing_layer(tfc, tmp_path):
     assert "first layer that differs: L1_" in res.summary()
 
 
+def test_verify_fails_on_a_cycle_counter_mismatch(tfc, tmp_path, capsys):
+    """The estimate (folding model, host/io.json) and the kernels' iteration counters are computed
+    independently; when they disagree verify exits 1 naming the stage and layer, even though every
+    output element is equal."""
+    import abcn_hw.backend.commands  # noqa: F401 - registers the commands
+    from abcn_hw.cli import main
+
+    path, x, build = tfc
+    bad = tmp_path / "bad"
+    shutil.copytree(build, bad, ignore=shutil.ignore_patterns(".csim", "build"))
+    io = json.loads((bad / "host" / "io.json").read_text())
+    stage = io["stages"][1]
+    stage["cycles"] += 1  # an estimate one cycle per image off
+    (bad / "host" / "io.json").write_text(json.dumps(io))
+    res = verify(path, bad, x[:20])
+    assert res.bit_exact and not res.cycles_match and not res.ok
+    assert res.first_cycle_mismatch["id"] == stage["id"]
+    np.save(tmp_path / "x.npy", x[:20])
+    capsys.readouterr()
+    assert main(["verify", path, str(bad), "--inputs", str(tmp_path / "x.npy")]) == 1
+    out = capsys.readouterr().out
+    layer = stage["id"].rsplit("_", 1)[0]
+    assert f"MISMATCH in stage {stage['id']} (layer {layer})" in out and "verify: FAIL" in out, out
+    counted = res.first_cycle_mismatch["counted"]
+    assert counted == stage["cycles"] - 1  # what the kernel did, per image
+
+
 def test_per_layer_dumps_equal_lowered_tensors(lenet33):
     from abcn_hw.sim.verify import _lowered_run
 

@@ -77,7 +77,11 @@ constexpr unsigned long long signed_mag(unsigned w) { return w == 0 ? 0ull : pow
 // Every kernel takes, in C simulation only, a trailing optional `abcn::IterCounter *` argument
 // (declared through ABCN_COUNTER_PARAM). Each iteration of the kernel's pipelined loop(s) adds 1
 // to `iters` -- with II=1 this is the kernel's cycle count per call, excluding the pipeline depth --
-// and each call adds 1 to `calls`. Under __SYNTHESIS__ the argument and the counting disappear,
+// and each call adds 1 to `calls`. The C-simulation fast paths (ABCN_CSIM_FAST), which have no
+// such loop, advance `iters` from the work they actually do: per stream word written or read, the
+// number of pipelined iterations that move it (XnorMVU/IntMVU: SF per output word; the width
+// converter: max(words read, words written) per image); never from reps alone. With
+// ABCN_SIM_SYNTH_PATH every iteration is counted. Under __SYNTHESIS__ the argument and the counting disappear,
 // so the synthesizable path is unchanged. Call sites use ABCN_COUNTER_ARG(&counter), which also
 // vanishes in synthesis.
 // ---------------------------------------------------------------------------------------------

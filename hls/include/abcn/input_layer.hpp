@@ -32,8 +32,8 @@ constexpr unsigned int_dot_bits(unsigned mw, unsigned in_bits, bool in_signed) {
 }
 
 #if ABCN_CSIM_FAST
-// C-simulation implementation of IntMVU: identical outputs, stream reads/writes, activation calls
-// and iteration count, on plain integers. The weight signs are expanded once per call into masks
+// C-simulation implementation of IntMVU: identical outputs, stream reads/writes and activation calls,
+// on plain integers; the counter advances by SF per output word actually written (as XnorMVU_csim). The weight signs are expanded once per call into masks
 // neg[k][row] (row = o*M + m, o = nf*PE + pe; 0 for +1, all ones for -1), so that for each input
 // vector the dot products of all MH*M rows are MW passes of  acc[row] += (x[k] ^ neg) - neg  over
 // contiguous rows (vectorised by the compiler). Only local (heap) state: reentrant. Never
@@ -67,7 +67,6 @@ void IntMVU_csim(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename
     std::vector<T> xv(MW), acc(ROWS);
     std::uint64_t chunk[CH + 1];
     chunk[CH] = 0;
-    if (counter) counter->iters += (unsigned long long)reps * NF * SF;
     for (unsigned r = 0; r < reps; r++) {
         // Neuron fold 0 reads the SF words of the vector; every output is written after them.
         for (unsigned sf = 0; sf < SF; sf++) {
@@ -98,6 +97,7 @@ void IntMVU_csim(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename
             for (unsigned pe = 0; pe < PE; pe++)
                 for (unsigned m = 0; m < M; m++) dots[pe][m][0] = (long long)a[(nf * PE + pe) * M + m];
             out.write(act.activate(nf, dots));
+            if (counter) counter->iters += SF;  // the synthesizable loop's SF iterations of this word
         }
     }
 }

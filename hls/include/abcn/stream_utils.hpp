@@ -37,17 +37,19 @@ void MultiBaseWidthConverter(hls::stream<ap_uint<N * IN_W> > &in,
     ABCN_COUNT_CALL();
 #if ABCN_CSIM_FAST
     // C simulation: per image, every base's element sequence as one bit vector of 64-bit chunks,
-    // then cut into output words (same stream contents and counts; reads all of an image's input
-    // before its first write, which unbounded csim streams allow).
+    // then cut into output words (same stream contents; reads all of an image's input before its
+    // first write, which unbounded csim streams allow). The counter advances per image by
+    // max(words read, words written), the iterations of the synthesizable loop moving them.
     {
         constexpr unsigned E = NUM_IN_WORDS * IN_W;  // elements per base and image
         constexpr unsigned EW = E / 64 + 2;           // chunks, plus one spare for csim_get_bits
         std::vector<unsigned long long> seq((std::size_t)N * EW);
-        if (counter) counter->iters += (unsigned long long)reps * ITERS;
         for (unsigned rep = 0; rep < reps; rep++) {
+            unsigned reads = 0, writes = 0;
             for (std::size_t i = 0; i < seq.size(); i++) seq[i] = 0;
             for (unsigned w = 0; w < NUM_IN_WORDS; w++) {
                 const ap_uint<N * IN_W> x = in.read();
+                reads++;
                 for (unsigned n = 0; n < N; n++)
                     for (unsigned c = 0; c * 64 < IN_W; c++) {
                         const unsigned len = (c * 64 + 64 <= IN_W) ? 64u : IN_W - c * 64;
@@ -65,7 +67,9 @@ void MultiBaseWidthConverter(hls::stream<ap_uint<N * IN_W> > &in,
                         y(lo + len - 1, lo) = ap_uint<64>(csim_get_bits(&seq[(std::size_t)n * EW], o * OUT_W + c * 64, len));
                     }
                 out.write(y);
+                writes++;
             }
+            if (counter) counter->iters += reads > writes ? reads : writes;
         }
         return;
     }

@@ -39,8 +39,9 @@ struct BinaryWeights {
 };
 
 #if ABCN_CSIM_FAST
-// C-simulation implementation of XnorMVU: identical outputs, stream reads/writes, activation
-// calls and iteration count. Per call, every (channel, weight base) row and, per vector, every
+// C-simulation implementation of XnorMVU: identical outputs, stream reads/writes and activation
+// calls; the counter advances by SF per output word actually written (the SF pipelined iterations
+// that produce it in the synthesizable loop). Per call, every (channel, weight base) row and, per vector, every
 // input base is laid out as one contiguous MW-bit vector (zero padded to 64-bit chunks), so that a
 // dot product is ceil(MW/64) XOR-popcounts whatever the folding:
 //     dot = MW - 2 * popcount(x XOR w)      (= 2 * popcount(XNOR) - MW on the MW real bits).
@@ -75,7 +76,6 @@ void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
     std::vector<unsigned long long> xrow((std::size_t)N * RW);     // one vector, per input base
     std::vector<unsigned long long> xs((std::size_t)N * RW * VB);  // a block: xs[(n*RW + k)*VB + v]
     std::vector<int> dbuf((std::size_t)VB * MH * M * N);           // dots of the block
-    if (counter) counter->iters += (unsigned long long)reps * NF * SF;
     PixelCounter<PC::OFM_H, PC::OFM_W> pix;
     for (unsigned r0 = 0; r0 < reps; r0 += VB) {
         const unsigned nb = (reps - r0 < VB) ? reps - r0 : VB;
@@ -118,6 +118,8 @@ void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
                             dots[pe][m][n] = dbuf[(((std::size_t)v * MH + nf * PE + pe) * M + m) * N + n];
                 if (PC::enabled) corr.template apply<NF, PE, M, N, DW>(nf, pix.y, pix.x, dots);
                 out.write(act.activate(nf, dots));
+                // this output word is the synthesizable loop's SF iterations of (vector v, fold nf)
+                if (counter) counter->iters += SF;
             }
             pix.next();
         }
