@@ -52,7 +52,7 @@ def main() -> None:
             "dataset": metrics["dataset"], "dataset_source": metrics["dataset_source"],
             "split": {"train": metrics["train_images"], "test": metrics["test_images"]},
             "test_accuracy": metrics["test_accuracy"], "export_test_accuracy": metrics["export_test_accuracy"],
-            "export_bit_exact": metrics["export_fidelity"]["equal_fraction"] == 1.0,
+            "export_bit_exact": metrics["export_bit_exact"] and metrics["export_fidelity"]["equal_fraction"] == 1.0,
             "seed": metrics["seed"], "epochs": metrics["epochs"], "batch_size": metrics["batch_size"],
             "lr": metrics["lr"], "command": " ".join(cmd),
             "rebuild": f"python scripts/build_zoo.py --epochs {a.epochs} --only {name}",

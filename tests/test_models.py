@@ -22,6 +22,7 @@ from abcn_hw.models import (
     list_models,
     model_from_config,
 )
+from abcn_hw.models.exactness import export_exactness
 from abcn_hw.nn import ABCActQuant, ABCBatchNorm, ABCConv2d, ABCLinear, InputQuant
 from abcn_hw.qonnx_export import check_fidelity, export_to_qonnx
 
@@ -270,19 +271,70 @@ def test_export_fidelity_after_training(tmp_path, name, m, n, grid):
     _train_steps(model)
     path = tmp_path / f"{name}.onnx"
     export_to_qonnx(model, model.input_shape, path)
-    fid = check_fidelity(model, path, _inputs(model.input_shape))
-    assert fid.ok, fid.summary()
-    if m != "float" and grid in ("fixed", "pow2"):
-        assert fid.equal_fraction == 1.0, fid.summary()
+    x = _inputs(model.input_shape)
+    fid = check_fidelity(model, path, x)
+    # Bit-equality only where the arithmetic makes it hold on every CPU: every binary layer's partial
+    # sums below 2^24 (abcn_hw.exactness) and no float sum elsewhere (resnet8's average pool).
+    exactness = export_exactness(model)
+    assert exactness.exact == (m != "float" and grid != "float" and name != "resnet8"), exactness.summary()
+    if exactness.exact:
+        assert fid.ok and fid.equal_fraction == 1.0, fid.summary()
+    elif not fid.ok:
+        # Order-dependent rounding (PyTorch's kernels vs onnxruntime's, and the CPU's) may flip a hidden
+        # binarization whose input sits within an ulp of its threshold, and deep nets (cnv) amplify it.
+        # An export fault shows as many differing bits where the two first diverge; a rounding flip as few.
+        point, frac = _first_divergence(model, path, x)
+        assert point is not None and frac <= 1e-3, (fid.summary(), point, frac)
 
 
-def test_resnet8_on_mnist_shape_exports_exactly(tmp_path):
+def _first_divergence(model, path, x) -> tuple[int | None, float]:
+    """(index, fraction of differing bits) of the first activation binarization (in forward order,
+    base by base) where PyTorch and the executed export differ; (None, 0.0) when none does."""
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.change_batchsize import ChangeBatchSize
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    torch_bits = []
+
+    def hook(mod, inp, _out):
+        c, _ = mod.constants()
+        torch_bits.extend(((inp[0] + c[i]) >= 0).numpy() for i in range(len(c)))
+
+    handles = [mod.register_forward_hook(hook) for mod in model.modules() if isinstance(mod, ABCActQuant)]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.from_numpy(x))
+    finally:
+        for h in handles:
+            h.remove()
+    w = ModelWrapper(onnx.load(str(path))).transform(ChangeBatchSize(len(x))).transform(InferShapes())
+    ctx = execute_onnx(w, {w.graph.input[0].name: x}, return_full_exec_context=True)
+    consts = {i.name for i in w.graph.initializer}
+
+    def is_activation_shift(node):  # BipolarQuant(z + c) with a computed z (weights are constant)
+        prod = w.find_producer(node.input[0])
+        return prod is not None and prod.op_type == "Add" and not all(i in consts for i in prod.input)
+
+    onnx_bits = [ctx[n.output[0]] > 0 for n in w.graph.node if n.op_type == "BipolarQuant" and is_activation_shift(n)]
+    assert [b.shape for b in torch_bits] == [b.shape for b in onnx_bits]
+    for i, (a, b) in enumerate(zip(torch_bits, onnx_bits)):
+        if (a != b).any():
+            return i, float((a != b).mean())
+    return None, 0.0
+
+
+def test_resnet8_on_mnist_shape_exports_within_contract(tmp_path):
+    """Padded convs and residual joins of resnet8 are exact; its average pool is a float32 sum whose
+    order is the kernel's (PyTorch's vs onnxruntime's), so the export is held to the tolerance contract."""
     torch.manual_seed(0)
     model = build_model("resnet8", 2, 2, input_shape=(1, 28, 28))
     _train_steps(model)
     export_to_qonnx(model, model.input_shape, tmp_path / "r.onnx")
     fid = check_fidelity(model, tmp_path / "r.onnx", _inputs(model.input_shape))
-    assert fid.ok and fid.equal_fraction == 1.0, fid.summary()
+    assert fid.ok, fid.summary()
+    assert [v.layer for v in export_exactness(model).layers if not v.exact] == ["pool"]
 
 
 # --------------------------------------------------------------------------- stock Brevitas baseline
@@ -315,9 +367,9 @@ def test_stock_model_checkpoint_roundtrip():
 
 
 def test_stock_model_export_fidelity(tmp_path):
-    """Fidelity holds; bit-exactness does not, only because of the last (float) BatchNormalization:
-    ONNX Runtime's fused kernel rounds differently from PyTorch's (observed |diff| ~5e-7). Every
-    hidden BN is followed by a binarization, and without the last BN the export is bit-exact."""
+    """Brevitas' constant binary scale 0.1 is not a small dyadic number (0.1f = 13421773 * 2**-27),
+    so every layer's float32 sums round in the kernel's order: the export is held to the tolerance
+    contract, never to bit-equality, and the exactness check names the first layer."""
     torch.manual_seed(0)
     model = build_stock_binary_model()
     _train_steps(model, steps=3)
@@ -326,7 +378,5 @@ def test_stock_model_export_fidelity(tmp_path):
     fid = check_fidelity(model, tmp_path / "stock.onnx", x)
     assert fid.ok, fid.summary()
     assert fid.max_abs_diff < 1e-5, fid.summary()
-    model.classifier[-1] = torch.nn.Identity()
-    export_to_qonnx(model, model.input_shape, tmp_path / "stock_nobn.onnx")
-    fid = check_fidelity(model, tmp_path / "stock_nobn.onnx", x)
-    assert fid.equal_fraction == 1.0, fid.summary()
+    exactness = export_exactness(model)
+    assert not exactness.exact and exactness.first_failure.layer == "features.1", exactness.summary()

@@ -128,9 +128,24 @@ def test_run_directory_contents(finished):
                 "command", "wall_seconds"):
         assert key in m, key
     assert 0.0 <= m["test_accuracy"] <= 1.0
-    assert m["export_test_accuracy"] == m["test_accuracy"]  # the export is exact
+    # tfc (1, 2), 4-bit fixed scales: every partial sum below 2^24, so the export is bit-exact on any CPU
+    assert m["export_bit_exact"] is True and m["export_exactness"]["first_failing_layer"] is None
+    assert len(m["export_exactness"]["layers"]) == 4
+    assert m["export_fidelity"]["equal_fraction"] == 1.0 and m["export_test_accuracy"] == m["test_accuracy"]
     assert m["export_fidelity"]["ok"] and m["export_fidelity"]["images"] == 48
     assert set(m["history"][0]) >= {"loss", "train_accuracy", "test_accuracy", "seconds"}
+
+
+def test_run_that_is_not_provably_exact_says_so(tmp_path, capsys):
+    """16-bit scales: K * sum|b| * sum|a| >= 2^24 in every layer; said before training (from the
+    configuration) and after it (from the trained scales), and recorded in metrics.json."""
+    res = train_run(tiny(tmp_path / "wide", scale_bits=16, limit_train=32, limit_test=16))
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "bit-exact" in line]
+    assert len(notes) == 2 and all("layer classifier.0" in n for n in notes), err
+    m = json.loads((tmp_path / "wide" / "metrics.json").read_text())
+    assert m["export_bit_exact"] is False and m["export_exactness"]["first_failing_layer"] == "classifier.0"
+    assert "2^24" in m["export_exactness"]["reason"] and res.metrics["export_bit_exact"] is False
 
 
 def test_finished_run_is_protected(finished):

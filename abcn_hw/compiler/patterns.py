@@ -376,26 +376,7 @@ def integer_range(op: ActOperand) -> tuple[int, int]:
     return 0, 2 ** op.bitwidth - 1 - int(op.narrow)
 
 
-# -- dyadic decomposition --------------------------------------------------------------------------
-
-def dyadic(values: np.ndarray, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """values == k * 2**e exactly, with integer k and the largest e shared along ``axis``
-    (None: one e for all). Returns (k int64 same shape, e int64 with ``axis`` reduced)."""
-    v = np.asarray(values, np.float32).astype(np.float64)
-    mant, ex = np.frexp(v)
-    im = np.round(mant * 2.0 ** 24).astype(np.int64)
-    tz = np.zeros_like(im)
-    nz = im != 0
-    x = np.abs(im)
-    low = np.where(nz, x & -x, 1)
-    tz = np.where(nz, np.log2(low).astype(np.int64), 0)
-    lowest = np.where(nz, ex - 24 + tz, np.iinfo(np.int64).max)
-    e = lowest.min() if axis is None else lowest.min(axis=axis)
-    e = np.where(e == np.iinfo(np.int64).max, 0, e)
-    eb = e if axis is None else np.expand_dims(e, axis)
-    k = np.round(v / np.exp2(eb.astype(np.float64))).astype(np.int64)
-    return k, np.asarray(e, np.int64)
-
+# -- fixed-point grid (dyadic decomposition: abcn_hw.exactness) -----------------------------------
 
 def round_to_grid(values: np.ndarray, bits: int, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Round onto k * 2**e with |k| < 2**bits, one e per group (documented fixed-point grid)."""

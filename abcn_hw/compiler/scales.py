@@ -6,7 +6,8 @@ alpha[m,o] = a[m,o] 2**ea[o] and beta[n] = b[n] 2**eb (exact dyadic decompositio
 acc[o] = sum a b dot is an integer and y[o] = acc[o] * 2**(ea[o] + eb) exactly, PROVIDED the
 export's own float32 convolution is exact: every partial sum is an integer multiple of the
 quantum below 2**24 quanta. A sufficient, order-independent bound is
-K * sum_n |b[n]| * sum_m |a[m,o]| < 2**24 (for an integer input: K * max|x| * sum_m |a[m,o]|).
+K * sum_n |b[n]| * sum_m |a[m,o]| < 2**24 (for an integer input: K * max|x| * sum_m |a[m,o]|);
+see abcn_hw.exactness, which the export check of trained models shares.
 Layers meeting it are "exact" (bit-equal to the export); others are "rounded". Scales that are
 not small dyadic numbers (``float`` grid) are handled by rounding each real coefficient
 alpha[m,o] * beta[n] onto c[m,n,o] * 2**e[o] with |c| < 2**24 (the precision of the float32
@@ -24,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .patterns import dyadic, round_to_grid
+from ..exactness import EXACT_LIMIT, dyadic_operands
+from .patterns import round_to_grid
 
-EXACT_LIMIT = 2 ** 24
 INT32_LIMIT = 2 ** 31 - 1
 INT64_LIMIT = 2 ** 62
 MAX_EXACT_COEF = 2 ** 15
@@ -101,13 +102,8 @@ def layer_scales(alpha: np.ndarray, beta: np.ndarray | None, k: int, input_scale
                  input_max: int | None = None) -> LayerScales:
     """``alpha`` (M, O); ``beta`` (N,) for binary inputs, or ``input_scale``/``input_max`` for an
     integer input (then N = 1 and |x| <= input_max)."""
-    ka, ea = dyadic(alpha, axis=0)
-    if beta is not None:
-        kb, eb = dyadic(beta)
-        xmax = 1
-    else:
-        kb, eb = np.array([1], np.int64), np.int64(np.round(np.log2(input_scale)))
-        xmax = int(input_max)
+    d = dyadic_operands(alpha, beta, input_scale, input_max)
+    ka, ea, kb, eb, xmax = d.ka, d.ea, d.kb, d.eb, d.xmax
 
     def bound_of(c):  # (M, N, O) -> per-channel worst case |acc|
         return k * xmax * np.abs(c).sum(axis=(0, 1))

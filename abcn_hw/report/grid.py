@@ -115,7 +115,9 @@ def summarise(results: list[JobResult]) -> list[dict]:
             "mean": statistics.fmean(accs) if accs else None,
             "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
             "export_accuracy": [r.metrics.get("export_test_accuracy") for r in ok],
-            "export_bit_exact": all(r.metrics.get("export_fidelity", {}).get("equal_fraction") == 1.0 for r in ok),
+            # provably exact (every layer's partial sums below 2^24, on any CPU) and measured equal
+            "export_bit_exact": all(r.metrics.get("export_bit_exact") is True
+                                    and r.metrics.get("export_fidelity", {}).get("equal_fraction") == 1.0 for r in ok),
             "failed": [f"seed {r.seed}: {r.error}" for r in results if r.point == point and r.error],
             "epoch_seconds": statistics.fmean(h["seconds"] for r in ok for h in r.metrics.get("history", []))
             if ok else None,

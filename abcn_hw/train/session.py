@@ -118,6 +118,19 @@ def _bundled_note(cfg: TrainConfig, dataset) -> str | None:
     return None
 
 
+def _exactness_note(model: nn.Module) -> str | None:
+    """One line when the configuration already rules out a provably bit-exact export (before
+    training; the trained scales are checked again at export)."""
+    from ..models.exactness import decided_failures, planned_exactness
+
+    bad = decided_failures(planned_exactness(model))
+    if not bad:
+        return None
+    more = f" and {len(bad) - 1} more layer(s)" if len(bad) > 1 else ""
+    return (f"note: the export cannot be proven bit-exact: layer {bad[0].layer}{more} ({bad[0].reason}); "
+            "the trained scales are checked again at export")
+
+
 # -- resume ------------------------------------------------------------------------------------------
 
 def saved_train_config(run_dir: str | Path) -> dict[str, Any]:
@@ -196,7 +209,7 @@ def plan_run(cfg: TrainConfig) -> _Plan:
     if len(dataset.train) < 2:
         raise UsageError(f"the training split has {len(dataset.train)} image(s); need at least 2")
     model = build_seeded_model(cfg, dataset.input_shape, dataset.num_classes)
-    notes = [n for n in (_bundled_note(cfg, dataset),) if n]
+    notes = [n for n in (_bundled_note(cfg, dataset), _exactness_note(model)) if n]
     return _Plan(cfg, dataset, model, out_state, resume_state, notes)
 
 
@@ -309,6 +322,7 @@ def _fit(plan: _Plan, ctx: DistContext) -> tuple[nn.Module, list[dict[str, Any]]
 def _finish(plan: _Plan, model: nn.Module, history: list[dict[str, Any]], ctx: DistContext,
             t_start: float) -> dict[str, Any]:
     """Rank 0: model.pt, model.onnx, then metrics.json (last: it marks the run finished)."""
+    from ..models.exactness import export_exactness
     from ..qonnx_export import export_to_qonnx
 
     cfg, test = plan.cfg, plan.dataset.test
@@ -317,11 +331,18 @@ def _finish(plan: _Plan, model: nn.Module, history: list[dict[str, Any]], ctx: D
     save_model(model, out / rundir.MODEL_FILE)
     export_to_qonnx(model, tuple(plan.dataset.input_shape), out / rundir.ONNX_FILE)
     report = measure_export(model, out / rundir.ONNX_FILE, test.images, test.labels)
-    metrics = _metrics(plan, model, history, report, ctx, time.perf_counter() - t_start)
+    exactness = export_exactness(model)
+    metrics = _metrics(plan, model, history, report, exactness, ctx, time.perf_counter() - t_start)
     rundir.write_json_atomic(metrics, out / rundir.METRICS_FILE)
     _log(ctx, cfg, f"test accuracy {100 * metrics['test_accuracy']:.2f}% (PyTorch), "
                    f"{100 * metrics['export_test_accuracy']:.2f}% (executed QONNX export)")
     _log(ctx, cfg, report.fidelity.summary())
+    if not exactness.exact:
+        print(f"note: the export is {exactness.summary()}; its float32 sums round in each kernel's order, "
+              "so it matches PyTorch only within a tolerance (export_fidelity in metrics.json)", file=sys.stderr)
+    elif report.fidelity.equal_fraction != 1.0:
+        print(f"warning: every layer is provably exact, yet the export differs from PyTorch: "
+              f"{report.fidelity.summary()}", file=sys.stderr)
     if not report.fidelity.ok:
         print(f"warning: the export does not reproduce the PyTorch model exactly: {report.fidelity.summary()}",
               file=sys.stderr)
@@ -329,7 +350,8 @@ def _finish(plan: _Plan, model: nn.Module, history: list[dict[str, Any]], ctx: D
     return metrics
 
 
-def _metrics(plan: _Plan, model: nn.Module, history: list, report, ctx: DistContext, wall: float) -> dict[str, Any]:
+def _metrics(plan: _Plan, model: nn.Module, history: list, report, exactness, ctx: DistContext,
+             wall: float) -> dict[str, Any]:
     cfg, ds = plan.cfg, plan.dataset
     mc = model.config
     command = list(cfg.command)
@@ -359,6 +381,8 @@ def _metrics(plan: _Plan, model: nn.Module, history: list, report, ctx: DistCont
         "test_accuracy": report.model_accuracy,
         "export_test_accuracy": report.accuracy,
         "export_fidelity": report.fidelity_json(),
+        "export_bit_exact": exactness.exact,
+        "export_exactness": exactness.to_json(),
         "parameters": sum(p.numel() for p in model.parameters()),
         "history": history,
         "train_seconds": sum(h["seconds"] for h in history),
