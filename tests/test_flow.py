@@ -19,7 +19,10 @@ def test_flow_verifies_bit_exact_and_reports(flow_dir):
     rep = json.loads((flow_dir / "report.json").read_text())
     assert rep["verify"]["ok"] and rep["verify"]["bit_exact"] and rep["verify"]["mismatches"] == 0
     acc = rep["accuracy"]
-    # exact pipeline: the export, the lowered graph and the csim agree on every prediction
+    # exact pipeline: the export (provably: every layer's partial sums below 2^24), the lowered graph
+    # and the csim agree on every prediction
+    assert rep["export_bit_exact"] is True and rep["export_exactness"]["first_failing_layer"] is None
+    assert "provably bit-exact on any CPU" in (flow_dir / "report.md").read_text()
     assert acc["qonnx_export"] == acc["pytorch"]
     assert acc["lowered"] == acc["csim"]
     assert rep["lowering"]["exact"] and rep["lowering"]["output_equal"] == 1.0

@@ -63,6 +63,8 @@ def collect(flow_dir: Path) -> dict:
         },
         "images": csim.get("images"),
         "export_fidelity": fid,
+        "export_bit_exact": train.get("export_bit_exact"),
+        "export_exactness": train.get("export_exactness"),
         "lowering": {"exact": lowering.get("exact"), "output_equal": lowering.get("output_equal"),
                      "prediction_agreement": lowering.get("prediction_agreement"), "inputs": lowering.get("inputs"),
                      "grid_bits": lowering.get("grid_bits") or {}, "min_agreement": lowering.get("min_agreement"),
@@ -78,6 +80,15 @@ def collect(flow_dir: Path) -> dict:
         "layers": layers,
         "gain": gain.to_dict(),
     }
+
+
+def _exactness_words(proven, ex: dict) -> str:
+    if proven:
+        return "provably bit-exact on any CPU (every layer's partial sums below 2^24)"
+    if proven is None:
+        return "exactness not recorded"
+    return (f"not provably bit-exact (layer {ex.get('first_failing_layer')}: {ex.get('reason')}), "
+            "so equal only within a tolerance")
 
 
 # -- plots -------------------------------------------------------------------------------------------
@@ -208,7 +219,8 @@ def _sections(data: dict) -> list[tuple[str, str]]:
         f"agreement {_pct(low.get('prediction_agreement'))}; lowering "
         + ("exact in every layer" if low.get("exact") else "rounded in some layers (statistical contract)"),
         _contract_line(low, v),
-        f"* Export vs PyTorch: {fid.get('summary', 'n/a')}",
+        f"* Export vs PyTorch: {fid.get('summary', 'n/a')}; "
+        + _exactness_words(data.get("export_bit_exact"), data.get("export_exactness") or {}),
         f"* Cycle estimate (folding model) vs the C simulation's iteration counters (advanced by each kernel "
         f"per stream word it moves): {'match' if v.get('cycles_match') else 'MISMATCH'}",
     ])
