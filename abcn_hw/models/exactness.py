@@ -41,10 +41,8 @@ def _abc_input(layer):
 
 
 def _brevitas_parts():
-    try:
-        from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
-    except ImportError:  # pragma: no cover - brevitas is a hard dependency
-        return (), ()
+    from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+
     return (QuantConv2d, QuantLinear), (QuantIdentity,)
 
 
@@ -73,9 +71,9 @@ def export_exactness(model: nn.Module) -> ExactnessReport:
         for name, m in model.named_modules():
             if isinstance(m, (ABCConv2d, ABCLinear)):
                 report.layers.append(_abc_verdict(name, m))
-            elif acts and isinstance(m, acts):
+            elif isinstance(m, acts):
                 current = _brevitas_act(m)
-            elif layers and isinstance(m, layers):
+            elif isinstance(m, layers):
                 report.layers.append(_brevitas_verdict(name, m, current))
             elif isinstance(m, _POOLS):
                 report.layers.append(LayerExactness(name, False, None, _POOL_REASON))
@@ -121,7 +119,7 @@ def planned_exactness(model: nn.Module) -> ExactnessReport:
             input_max = None if act_bases is not None else 2 ** m.input_quant.bits - 1
             report.layers.append(worst_case_exactness(name, _k(m), cfg.bases, act_bases, cfg.scale_grid,
                                                       cfg.scale_bits, input_max))
-    if layers and any(isinstance(m, layers) for m in model.modules()):
+    if any(isinstance(m, layers) for m in model.modules()):
         report.layers.extend(v for v in export_exactness(model).layers if v.bound is not None)
     return report
 
