@@ -324,6 +324,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     report = measure_export(model, out, images, labels)
     print(f"wrote {out}")
     print(f"{report.fidelity.summary()} ({what})")
+    from .models.exactness import export_exactness
+
+    exactness = export_exactness(model)
+    print(f"export: {exactness.summary()}" + ("" if exactness.exact else "; equal to PyTorch only within a tolerance"))
     if not report.fidelity.ok:
         print("warning: the export does not reproduce the PyTorch model exactly", file=sys.stderr)
     return 0

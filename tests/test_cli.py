@@ -75,6 +75,7 @@ def test_export(run_dir, tmp_path, capsys):
     rc, out, err = run_cli(capsys, "export", run_dir / "model.pt", "--out", target, "--images", 16)
     assert rc == 0, err
     assert target.is_file() and "export fidelity on 16 inputs" in out
+    assert "export: provably bit-exact" in out  # the tiny tfc run's 4-bit fixed scales
     rc, out, err = run_cli(capsys, "export", run_dir / "model.pt", "--out", target)
     assert rc == 1
     assert_one_line_error(err, "export")
