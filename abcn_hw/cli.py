@@ -100,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _error_line(name: str, message: str) -> str:
-    return f"{PROG} {name}: error: {' '.join(str(message).split())}"
+    """One line; an error's detail lines (grouped problems) follow it, indented."""
+    head, *details = str(message).split("\n")
+    return "\n".join([f"{PROG} {name}: error: {' '.join(head.split())}"]
+                     + ["  " + " ".join(d.split()) for d in details if d.strip()])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,9 +46,39 @@ class ExportError(AbcnError):
 
 
 class UnsupportedModelError(AbcnError):
-    """The graph contains nodes that cannot be lowered / mapped; lists all of them at once."""
+    """The graph contains nodes that cannot be lowered / mapped; lists all of them at once.
+    ``details`` (optional) are printed below the one-line message, one per line."""
 
     exit_code = 2
+
+    def __init__(self, what: str, where: str | None = None, fix: str | None = None,
+                 details: list[str] | None = None):
+        self.details = list(details or [])
+        super().__init__(what, where, fix)
+
+    def message(self) -> str:
+        return "\n".join([super().message()] + ["  " + d for d in self.details])
+
+
+def group_problems(problems: list[tuple[str, str]], max_lines: int = 8, examples: int = 3) -> list[str]:
+    """``(reason, node description)`` pairs -> one line per distinct reason, most frequent first:
+    ``reason [N nodes: A 'a', B 'b', C 'c', ...]``; at most ``max_lines`` lines (the last one
+    then says how many further reasons were left out)."""
+    groups: dict[str, list[str]] = {}
+    for reason, name in problems:
+        groups.setdefault(reason, []).append(name)
+    order = sorted(groups, key=lambda r: -len(groups[r]))  # stable: first seen first among equals
+    lines = []
+    for reason in order:
+        names = list(dict.fromkeys(groups[reason]))
+        shown = ", ".join(n for n in names[:examples] if n) + (", ..." if len(names) > examples else "")
+        count = f"{len(groups[reason])} nodes: " if len(groups[reason]) > 1 else ""
+        lines.append(f"{reason} [{count}{shown}]" if shown else reason)
+    if len(lines) > max_lines:
+        rest = lines[max_lines - 1:]
+        lines = lines[:max_lines - 1] + [f"... and {len(rest)} more reasons "
+                                         f"({sum(len(groups[r]) for r in order[max_lines - 1:])} nodes)"]
+    return lines
 
 
 class OutputPathError(AbcnError):

@@ -18,13 +18,14 @@ against :mod:`.limits` from the initializer shapes before any weight is unpacked
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..errors import UnsupportedModelError
+from ..errors import UnsupportedModelError, group_problems
 from . import limits
 from .ir import ConvGeom, InputSpec, MatrixLayer, Network, PoolLayer
 from .names import hint, layer_id
@@ -48,10 +49,16 @@ def _desc(node: onnx.NodeProto) -> str:
 
 
 def _unsupported(problems: list[str], where: str | None) -> UnsupportedModelError:
-    return UnsupportedModelError("the backend cannot map " + ("this node" if len(problems) == 1 else
-                                                             f"{len(problems)} nodes") + ": " + "; ".join(problems),
-                                 where, "the backend maps the lowered XNOR-popcount chain (see docs/lowering.md); "
-                                        "change the model or report the pattern")
+    fix = "the backend maps the lowered XNOR-popcount chain (see docs/lowering.md); change the model or report the pattern"
+    if len(problems) == 1:
+        return UnsupportedModelError("the backend cannot map this node: " + problems[0], where, fix)
+    pairs = []  # "Op 'name'[:] reason" -> (reason, "Op 'name'"), grouped by reason
+    for p in problems:
+        m = re.match(r"^(\w+ '[^']*'):? (.*)$", p)
+        pairs.append((m.group(2), m.group(1)) if m else (p, ""))
+    return UnsupportedModelError(f"the backend cannot map {len(problems)} nodes for "
+                                 f"{len({r for r, _ in pairs})} reason(s), listed below", where, fix,
+                                 details=group_problems(pairs))
 
 
 def signed_width(lo: int, hi: int) -> int:
