@@ -61,8 +61,8 @@ class WeightOperand:
     kernel: tuple[int, ...] = ()  # (kh, kw) for convs
 
 
-def weight_operand(model: ModelWrapper, tensor: str, conv: bool) -> WeightOperand:
-    nodes: list[NodeProto] = []
+def weight_transpose(model: ModelWrapper, tensor: str, nodes: list[NodeProto]) -> tuple[str, list | None]:
+    """An optional Transpose of the weights (a matmul's): (tensor below it, its perm or None)."""
     perm = None
     prod = model.find_producer(tensor)
     if is_op(prod, "Transpose"):
@@ -71,6 +71,12 @@ def weight_operand(model: ModelWrapper, tensor: str, conv: bool) -> WeightOperan
         tensor = prod.input[0]
     if const(model, tensor) is not None:
         raise PatternError(None, "float weights (not BipolarQuant bases)")
+    return tensor, perm
+
+
+def weight_operand(model: ModelWrapper, tensor: str, conv: bool) -> WeightOperand:
+    nodes: list[NodeProto] = []
+    tensor, perm = weight_transpose(model, tensor, nodes)
     leaves, adds = add_leaves(model, tensor)
     nodes += adds
     bits, alphas = [], []
@@ -84,34 +90,45 @@ def weight_operand(model: ModelWrapper, tensor: str, conv: bool) -> WeightOperan
                 kernel = b[1]
             nodes.append(bq)
             continue
-        if not is_op(bq, "BipolarQuant"):
-            kind = f"{bq.op_type} '{bq.name}'" if bq is not None else "the graph input"
-            raise PatternError(None, f"weights are not binary: produced by {kind}, expected BipolarQuant bases")
-        w = const(model, bq.input[0])
-        if w is None:
-            raise PatternError(bq, "BipolarQuant weight input is not a constant")
-        w = np.asarray(w, np.float32)
-        a = np.broadcast_to(_bq_scale(model, bq), w.shape)
-        b = (w >= 0).astype(np.uint8)
-        if perm is not None:
-            a, b = np.transpose(a, perm), np.transpose(b, perm)
+        w = bipolar_weight(model, bq)
+        b2, a, kernel = weight_base(bq, w, np.broadcast_to(_bq_scale(model, bq), w.shape), perm, conv)
         nodes.append(bq)
-        if conv:
-            if b.ndim != 4:
-                raise PatternError(bq, f"conv weights must be 4-D, got shape {b.shape}")
-            o = b.shape[0]
-            kernel = tuple(int(d) for d in b.shape[2:])
-            a2 = a.reshape(o, -1)
-            b2 = b.reshape(o, -1)
-        else:
-            if b.ndim != 2:
-                raise PatternError(bq, f"matmul weights must be 2-D, got shape {b.shape}")
-            a2, b2 = a.T, b.T  # (O, K)
-        if not np.all(a2 == a2[:, :1]):
-            raise PatternError(bq, "weight scale varies inside an output channel (only per-channel or per-tensor scales)")
         bits.append(b2)
-        alphas.append(a2[:, 0])
+        alphas.append(a)
     return WeightOperand(np.stack(bits), np.stack(alphas).astype(np.float32), nodes, kernel)
+
+
+def bipolar_weight(model: ModelWrapper, bq: NodeProto | None) -> np.ndarray:
+    """The constant float weights of a weight base ``BipolarQuant(W, alpha)``."""
+    if not is_op(bq, "BipolarQuant"):
+        kind = f"{bq.op_type} '{bq.name}'" if bq is not None else "the graph input"
+        raise PatternError(None, f"weights are not binary: produced by {kind}, expected BipolarQuant bases")
+    w = const(model, bq.input[0])
+    if w is None:
+        raise PatternError(bq, "BipolarQuant weight input is not a constant")
+    return np.asarray(w, np.float32)
+
+
+def weight_base(bq: NodeProto, w: np.ndarray, a: np.ndarray, perm, conv: bool) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """One binary weight base: the (O, K) bit matrix of the float weights ``w`` (bit 1 = w >= 0),
+    its per-output-channel scale (from the elementwise scale ``a``) and the conv kernel shape."""
+    b = (w >= 0).astype(np.uint8)
+    if perm is not None:
+        a, b = np.transpose(a, perm), np.transpose(b, perm)
+    kernel: tuple = ()
+    if conv:
+        if b.ndim != 4:
+            raise PatternError(bq, f"conv weights must be 4-D, got shape {b.shape}")
+        o = b.shape[0]
+        kernel = tuple(int(d) for d in b.shape[2:])
+        a2, b2 = a.reshape(o, -1), b.reshape(o, -1)
+    else:
+        if b.ndim != 2:
+            raise PatternError(bq, f"matmul weights must be 2-D, got shape {b.shape}")
+        a2, b2 = a.T, b.T  # (O, K)
+    if not np.all(a2 == a2[:, :1]):
+        raise PatternError(bq, "weight scale varies inside an output channel (only per-channel or per-tensor scales)")
+    return np.ascontiguousarray(b2), a2[:, 0], kernel
 
 
 def _kbit_weight_bases(model: ModelWrapper, q: NodeProto, perm, conv: bool):
@@ -204,6 +221,14 @@ def _power_of_two(x: float) -> bool:
 
 
 def act_operand(model: ModelWrapper, tensor: str) -> ActOperand:
+    tensor, transforms, nodes, pad_value = bit_transforms(model, tensor)
+    return _act_operand_below(model, tensor, transforms, nodes, pad_value)
+
+
+def bit_transforms(model: ModelWrapper, tensor: str) -> tuple[str, list[BitTransform], list[NodeProto], object]:
+    """Walk back from a conv / matmul input over MaxPool, Flatten/Reshape and one explicit Pad
+    (right before the layer): (tensor below them, transforms in application order, their nodes,
+    pad value or None)."""
     transforms: list[BitTransform] = []
     nodes: list[NodeProto] = []
     pad_value = None
@@ -237,6 +262,10 @@ def act_operand(model: ModelWrapper, tensor: str) -> ActOperand:
     transforms.reverse()
     if any(t.kind == "pad" for t in transforms[:-1]):
         raise PatternError(transforms[0].node, "Pad must come right before the convolution")
+    return tensor, transforms, nodes, pad_value
+
+
+def _act_operand_below(model: ModelWrapper, tensor: str, transforms, nodes, pad_value) -> ActOperand:
     prod = model.find_producer(tensor)
     if is_op(prod, "Quant"):
         if depends_on_layer(model, prod.input[0]):

@@ -85,6 +85,7 @@ def finish(model: ModelWrapper, records: list[LayerRecord], plan: dict[str, int]
     FloatCombineRoundedLayers([r for r in records if r.threshold == "float"]).apply(model)
     for t in (RemoveDeadNodes(), AttachFunctions(), NormaliseOpsets(IR_VERSION)):
         t.apply(model)
+    _drop_stale_annotations(model)
     rep = _report(records, where)
     if grid_meta is not None:
         rep.min_agreement, rep.max_acc_bits = grid_meta["min_agreement"], grid_meta["max_acc_bits"]
@@ -144,6 +145,17 @@ def lower(model: ModelWrapper | onnx.ModelProto, where: str | None = None, keep_
                                                          if any(r.name == k for r in records)}
     meta = {"bits": dict(sorted(plan.items())), "max_acc_bits": max_acc_bits, "min_agreement": min_agreement}
     return finish(model, records, plan, where, keep_shapes, meta)
+
+
+def _drop_stale_annotations(model: ModelWrapper) -> None:
+    """qonnx's clean-up annotates tensors it names at random (a raw export's folded constants);
+    annotations of tensors no longer in the graph go, so the output does not depend on them."""
+    g = model.graph
+    names = {t for n in g.node for t in list(n.input) + list(n.output)} | {v.name for v in g.input} \
+        | {v.name for v in g.output}
+    keep = [a for a in g.quantization_annotation if a.tensor_name in names]
+    del g.quantization_annotation[:]
+    g.quantization_annotation.extend(keep)
 
 
 def _report(records: list[LayerRecord], where: str | None) -> LoweringReport:

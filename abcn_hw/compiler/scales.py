@@ -123,3 +123,39 @@ def layer_scales(alpha: np.ndarray, beta: np.ndarray | None, k: int, input_scale
     amax = bound_of(c).astype(np.int64)
     bound = int(amax.max())
     return LayerScales(c.astype(np.int32), unit, amax, bound < EXACT_LIMIT, False, bound, None, None, k, xmax)
+
+
+def region_scales(coef: np.ndarray, offset: np.ndarray, k: int, xmax: int, exact_core: bool) -> tuple[LayerScales, np.ndarray]:
+    """Scales of a fused layer (general coefficients, see ``regions``): ``coef`` (M, N, O) real
+    coefficients of the dots, ``offset`` (O,) the constant part, ``exact_core``: the export computes
+    the joined sum exactly. Returns the LayerScales (acc = sum c dot, output ~ acc * unit; rounded
+    layers carry ``real`` so the contract search can regrid them) and the float32 offset to add
+    after ``acc * unit`` (exactly D * unit for exact layers)."""
+    coef = np.asarray(coef, np.float64)
+    o = coef.shape[-1]
+    flat = coef.reshape(-1, o)
+
+    def bound_of(c):
+        return k * xmax * np.abs(c).sum(axis=(0, 1))
+
+    mant, ex = np.frexp(flat)
+    im = (mant * 2.0 ** 53).astype(np.int64)
+    nz = im != 0
+    low = np.where(nz, np.abs(im) & -np.abs(im), 1)
+    tz = np.where(nz, np.round(np.log2(low.astype(np.float64))).astype(np.int64), 0)
+    e = np.where(nz, ex.astype(np.int64) - 53 + tz, np.iinfo(np.int64).max).min(axis=0)
+    e = np.where(e == np.iinfo(np.int64).max, 0, e)
+    c = (flat / np.exp2(e.astype(np.float64))).reshape(coef.shape)
+    off = np.asarray(offset, np.float64).astype(np.float32)
+    rounded = not bool(np.all(np.abs(c) <= 2 ** 30)) or bool(bound_of(c).max() > INT32_LIMIT)
+    if rounded:
+        sc = LayerScales(np.round(c).astype(np.int64), np.ones(o, np.float32), bound_of(np.round(c)).astype(np.int64),
+                         False, True, 0, None, coef, k, xmax)
+        bits = sc.max_grid_bits()
+        return sc.regrid(bits if bits is not None else MIN_GRID_BITS), off
+    c = np.round(c).astype(np.int64)
+    unit = np.exp2(e.astype(np.float64)).astype(np.float32)
+    amax = bound_of(c).astype(np.int64)
+    bound = int(amax.max())
+    exact = exact_core and bound < EXACT_LIMIT and bool(np.all(off == np.asarray(offset)))
+    return LayerScales(c.astype(np.int32), unit, amax, exact, False, bound, None, None, k, xmax), off

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 
-from ..errors import UnsupportedModelError
+from ..errors import UnsupportedModelError, group_problems
 from .graphutil import attr, const
-from .patterns import QONNX_DOMAINS, PatternError, act_operand, weight_operand
+from .patterns import QONNX_DOMAINS
+from .regions import analyse
 
 #: float ops allowed between layers (per-channel / scalar constant operand) or on the input
 ELEMENTWISE = {"Mul", "Add", "Sub", "Div"}
+UNARY = {"Neg"}
 #: float ops kept verbatim in the lowered graph (exact: the same float32 op on the same values)
 FLOAT_KEPT = {"AveragePool", "GlobalAveragePool"}
 STRUCTURAL = {"Reshape", "Flatten", "MaxPool", "Pad", "Transpose", "BatchNormalization"}
@@ -42,14 +44,18 @@ def find_problems(model: ModelWrapper) -> list[Problem]:
         dims = inp.type.tensor_type.shape.dim
         if not len(dims) or any(not d.dim_value for d in list(dims)[1:]):
             problems.append(Problem("input", inp.name, "dynamic or unknown input shape (only the batch may be symbolic)"))
+    analysis = analyse(model)
+    for node, reason, fallback in analysis.problems:
+        bad(node, reason, fallback)
+    covered.update(analysis.covered)
+    products = {p.node.name: p for layer in analysis.layers for p in layer.products}
     for node in model.graph.node:
         if node.op_type not in ("Conv", "MatMul", "Gemm"):
             continue
         if node.op_type == "Gemm":
             bad(node, "Gemm left after normalisation (transA or alpha/beta != 1)")
             continue
-        conv = node.op_type == "Conv"
-        if conv:
+        if node.op_type == "Conv":
             if attr(node, "group", 1) != 1:
                 bad(node, f"grouped convolution (group={attr(node, 'group')}) is not supported")
             if any(d != 1 for d in attr(node, "dilations", [1, 1])):
@@ -58,22 +64,14 @@ def find_problems(model: ModelWrapper) -> list[Problem]:
                 bad(node, "convolution bias is not supported (fold it into the batch norm)")
             if attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
                 bad(node, "auto_pad is not supported (use explicit pads)")
-        try:
-            act = act_operand(model, node.input[0])
-            covered.update(n.name for n in act.nodes)
-            if conv and act.kind == "bits" and any(attr(node, "pads", [0, 0, 0, 0])) and any(act.pads):
+            p = products.get(node.name)
+            if p is not None and p.act.kind == "bits" and any(attr(node, "pads", [0, 0, 0, 0])) and any(p.act.pads):
                 bad(node, "convolution pads an input that an explicit Pad already pads (merge the two paddings)")
-        except PatternError as e:
-            bad(e.node if e.node is not None else node, e.reason)
-        try:
-            w = weight_operand(model, node.input[1], conv)
-            covered.update(n.name for n in w.nodes)
-            if conv and len(w.kernel) != 2:
+            if p is not None and len(p.kernel) != 2:
                 bad(node, "only 2-D convolutions are supported")
-        except PatternError as e:
-            bad(e.node if e.node is not None else node, e.reason)
+    named = {p.name for p in problems}
     for node in model.graph.node:
-        if node.name in covered or node.op_type in ("Conv", "MatMul", "Gemm"):
+        if node.name in covered or node.name in named or node.op_type in ("Conv", "MatMul", "Gemm"):
             continue
         op = node.op_type
         if node.domain in QONNX_DOMAINS:
@@ -94,7 +92,7 @@ def find_problems(model: ModelWrapper) -> list[Problem]:
             if len(consts) != 1:
                 bad(node, "elementwise op with two constant operands or two run-time operands")
             continue
-        if op in ("Dropout", "Identity"):
+        if op in ("Dropout", "Identity") or op in UNARY:
             continue
         if op in FLOAT_KEPT:
             if op == "AveragePool" and (attr(node, "ceil_mode", 0) or any(attr(node, "pads", [0, 0, 0, 0]))):
@@ -123,7 +121,9 @@ def check_support(model: ModelWrapper, where: str | None = None) -> None:
     """Raise one UnsupportedModelError listing every problem (nothing is rewritten)."""
     problems = find_problems(model)
     if problems:
-        listing = "; ".join(str(p) for p in problems)
-        raise UnsupportedModelError(f"cannot lower {len(problems)} node(s): {listing}", where,
-                                    "only binary (BipolarQuant) or integer-input layers with batch norm, "
-                                    "max pooling and flatten can be lowered")
+        lines = group_problems([(p.reason, f"{p.op_type} '{p.name}'") for p in problems])
+        reasons = len({p.reason for p in problems})
+        raise UnsupportedModelError(f"cannot lower {len(problems)} node(s) for {reasons} reason(s), listed below", where,
+                                    "only binary (BipolarQuant) or integer-input layers joined by linear ops "
+                                    "(see docs/lowering.md) with batch norm, max pooling and flatten can be lowered",
+                                    details=lines)

@@ -63,7 +63,10 @@ def test_asymmetric_kbit_activation_reported():
                 a.i = 0
     with pytest.raises(UnsupportedModelError) as err:
         lower(exp)
-    assert str(err.value).count("not symmetric") == 2
+    msg = str(err.value)
+    line = next(x for x in msg.splitlines() if "not symmetric" in x)  # one line per reason, with a count
+    assert "[2 nodes: Quant '" in line and msg.count("not symmetric") == 1
+    assert "neither quantizes" not in msg  # the weight quantizers of the refused layers are not reported
 
 
 def test_lower_file_writes_atomically(tmp_path):
@@ -84,3 +87,67 @@ def test_lower_file_writes_atomically(tmp_path):
     y = sess.run(None, {sess.get_inputs()[0].name: np.random.default_rng(0).random((5, 1, 8, 8), np.float32)})[0]
     assert y.shape == (5, 3)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def _many_problems_model(n_sigmoid: int = 30) -> onnx.ModelProto:
+    """_bad_model plus a chain of ``n_sigmoid`` Sigmoids and as many Relus: 2 + 2 n problems."""
+    m = _bad_model()
+    g = m.graph
+    t = "y"
+    for i in range(n_sigmoid):
+        g.node.append(helper.make_node("Sigmoid", [t], [f"s{i}"], name=f"sig{i}"))
+        g.node.append(helper.make_node("Relu", [f"s{i}"], [f"r{i}"], name=f"relu{i}"))
+        t = f"r{i}"
+    g.output[0].name = t
+    return m
+
+
+def test_problems_grouped_by_reason(tmp_path, capsys):
+    """One line per distinct reason with a count and three example nodes, at most ~10 lines."""
+    with pytest.raises(UnsupportedModelError) as err:
+        lower(_many_problems_model())
+    lines = str(err.value).splitlines()
+    assert len(lines) <= 10, lines
+    assert lines[0].startswith("cannot lower 63 node(s) for ")
+    sig = [ln for ln in lines if "Sigmoid is not supported" in ln]
+    assert len(sig) == 1 and "[31 nodes: Sigmoid 'sigmoid', Sigmoid 'sig0', Sigmoid 'sig1', ...]" in sig[0]
+    relu = [ln for ln in lines if "Relu is not supported" in ln]
+    assert len(relu) == 1 and "30 nodes" in relu[0]
+    assert any("grouped_conv" in ln and "group=4" in ln for ln in lines)
+    # the CLI prints the same lines under the one-line error, no traceback
+    from abcn_hw.cli import main
+
+    src = tmp_path / "bad.onnx"
+    onnx.save(_many_problems_model(), str(src))
+    assert main(["lower", str(src), "--out", str(tmp_path / "low.onnx")]) == 2
+    out = capsys.readouterr().err.strip().splitlines()
+    assert out[0].startswith("abcn-hw lower: error: cannot lower 63 node(s)") and len(out) <= 10
+    assert all(ln.startswith("  ") for ln in out[1:]) and "Traceback" not in "\n".join(out)
+    assert not (tmp_path / "low.onnx").exists()
+
+
+def test_group_problems_caps_the_lines():
+    from abcn_hw.errors import group_problems
+
+    lines = group_problems([(f"reason {i % 12}", f"Op 'n{i}'") for i in range(40)])
+    assert len(lines) == 8 and lines[-1] == "... and 5 more reasons (15 nodes)"
+    assert lines[0] == "reason 0 [4 nodes: Op 'n0', Op 'n12', Op 'n24', ...]"
+    assert group_problems([("only", "Op 'a'")]) == ["only [Op 'a']"]
+
+
+def test_backend_refusal_grouped_by_reason():
+    """compile's refusals (nodes off the input -> chain -> output path) are grouped too."""
+    from abcn_hw.backend.frontend import build_network
+
+    net, _ = abc_net(dict(convs=[], m=[2], n=[None], hw=8, classes=3), 1)
+    low, _ = lower(export_abc(net, (1, 8, 8)))
+    proto = low.model
+    inp = proto.graph.input[0].name
+    for i in range(25):  # dangling nodes that read the input
+        proto.graph.node.append(helper.make_node("Relu", [inp], [f"dangling{i}"], name=f"dangling{i}"))
+    with pytest.raises(UnsupportedModelError) as err:
+        build_network(proto)
+    lines = str(err.value).splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("the backend cannot map 25 nodes for 1 reason(s)")
+    assert "is not on the input -> binary chain -> output path [25 nodes: Relu 'dangling0', Relu 'dangling1'" in lines[1]

@@ -92,6 +92,8 @@ class AbsorbThresholds(Transformation):
                         return None
                 elif not _per_channel(c.shape, rank):
                     return None
+            elif nxt.op_type == "Neg" and not after:
+                pass
             elif nxt.op_type == "BatchNormalization" and not after:
                 if any(const(model, i) is None for i in nxt.input[1:]) or attr(nxt, "training_mode", 0):
                     return None
@@ -100,7 +102,9 @@ class AbsorbThresholds(Transformation):
                         or any(attr(nxt, "pads", [0, 0, 0, 0])):
                     return None
                 pool = nxt
-            elif nxt.op_type in ("Flatten", "Reshape") and flatten is None and rank == 4 and _is_flatten(model, nxt):
+            elif nxt.op_type in ("Flatten", "Reshape") and flatten is None and _is_flatten(model, nxt) \
+                    and (rank == 4 or model.get_tensor_shape(nxt.output[0]) == model.get_tensor_shape(t)):
+                # rank 4: (B, C, H, W) -> (B, C*H*W); rank 2: a no-op flatten of FC features
                 flatten = nxt
             else:
                 return None
@@ -139,7 +143,7 @@ class AbsorbThresholds(Transformation):
                                         strides=list(attr(pool, "strides", ks)), pads=[0, 0, 0, 0],
                                         name=pool.name + "_bits"))
             bits = out
-        if flatten is not None:
+        if flatten is not None and rank == 4:  # (rank 2: a no-op flatten, nothing to do on the bits)
             out = fresh_name(model, flatten.name + "_bits")
             shape = add_init(model, flatten.name + "_bits_shape", np.array([0, 0, -1], np.int64))
             new.append(helper.make_node("Reshape", [bits, shape], [out], name=flatten.name + "_bits"))

@@ -13,7 +13,8 @@ from qonnx.transformation.base import Transformation
 from ..graphutil import add_init, attr, fresh_name, propagate_shapes, remove_dead_nodes
 from ..ops import DOMAIN, pack_bits
 from ..patterns import ActOperand, PatternError, WeightOperand, act_operand, integer_range, weight_operand
-from ..scales import LayerScales, layer_scales
+from ..regions import Layer, analyse, coefficient_grid
+from ..scales import LayerScales, layer_scales, region_scales
 
 
 @dataclass
@@ -47,16 +48,23 @@ class LowerBinaryLayers(Transformation):
         self.records = records if records is not None else []
 
     def apply(self, model: ModelWrapper):
+        analysis = analyse(model)
+        if analysis.problems:
+            node, reason, fallback = analysis.problems[0]
+            raise PatternError(node if node is not None else fallback, reason)
         bit_cache: dict[tuple, str] = {}
-        changed = False
-        for node in list(model.graph.node):
-            if node.op_type not in ("Conv", "MatMul"):
-                continue
-            conv = node.op_type == "Conv"
-            act = act_operand(model, node.input[0])
-            w = weight_operand(model, node.input[1], conv)
-            self._lower(model, node, act, w, conv, bit_cache)
-            changed = True
+        for layer in analysis.layers:
+            p = layer.products[0]
+            if layer.trivial:  # one product read as is: our exporter's idiom, BNN-PYNQ, the zoo
+                try:
+                    act = act_operand(model, p.node.input[0])
+                    w = weight_operand(model, p.node.input[1], p.conv)
+                except PatternError:
+                    act = None
+                if act is not None:
+                    self._lower(model, p.node, act, w, p.conv, bit_cache)
+                    continue
+            self._lower_layer(model, layer, bit_cache)
         remove_dead_nodes(model)
         return model, False
 
@@ -154,6 +162,73 @@ class LowerBinaryLayers(Transformation):
         in_shape = model.get_tensor_shape(act.transforms[-1].node.input[0] if act.pads != (0, 0, 0, 0) else node.input[0])
         self.records.append(LayerRecord(node.name, op, tuple(in_shape), tuple(out_shape),
                                         m, n, k, sc, acc, float_scales=fs.astype(np.float32)))
+        if any(attrs.get("pads", [])):
+            self.records[-1].padding = ("integer" if act.kind == "integer" else
+                                        "zero" if attrs.get("zero_pad") else "bit0")
+
+    def _lower_layer(self, model: ModelWrapper, layer: Layer, cache) -> None:
+        """A fused layer: all its products as one XNOR (or integer-input) op over the distinct
+        weight and activation bases, one accumulator with the coefficients of the joined sum, and
+        ``Cast -> Mul(unit) [-> Add(offset)]`` producing the join's tensor (exact layers: the same
+        float32 values as the export's join), so the tail stays verbatim for the thresholds."""
+        p0 = layer.products[0]
+        position = {n.name: i for i, n in enumerate(model.graph.node)}
+        wbits, coef, _, akeys = coefficient_grid(layer, position)
+        act = p0.act
+        if act.kind == "bits" and akeys[0][0] == "kbit":  # every thermometer level, in level order
+            full = [(akeys[0][0], akeys[0][1], akeys[0][2], j) for j in range(act.spec.count)]
+            grid = np.zeros((coef.shape[0], len(full), coef.shape[2]))
+            for j, a in enumerate(akeys):
+                grid[:, full.index(a)] = coef[:, j]
+            coef, akeys = grid, full
+        m, o, k = wbits.shape
+        new: list[NodeProto] = []
+        if act.kind == "integer":
+            x = self._integer(model, act, new)
+            op = "IntegerInputConv" if p0.conv else "IntegerInputMatMul"
+        else:
+            if akeys[0][0] == "shift":
+                from ..bitspec import ShiftBits
+
+                shifts = tuple(a[2] for a in akeys)
+                act = ActOperand("bits", act.source, list(shifts), None, act.transforms, act.nodes,
+                                 spec=ShiftBits(shifts))
+            x = self._bits(model, act, new, cache)
+            op = "XnorPopcountConv" if p0.conv else "XnorPopcountMatMul"
+        sc, offset = region_scales(coef, layer.form.offset, k, p0.xmax, layer.form.exact)
+        base = p0.node.name
+        wname = add_init(model, base + "_wbits", pack_bits(wbits))
+        dots = fresh_name(model, base + "_dots")
+        attrs = dict(kernel_shape=list(p0.kernel), strides=list(p0.strides), pads=list(p0.pads)) if p0.conv else {}
+        if act.kind == "bits" and p0.act.zero_pad and any(p0.pads):
+            attrs["zero_pad"] = 1
+        new.append(helper.make_node(op, [x, wname], [dots], domain=DOMAIN, name=base + "_" + op, **attrs))
+        c_t = add_init(model, base + "_coef", sc.c)
+        acc = fresh_name(model, base + "_acc")
+        new.append(helper.make_node("MultiBaseAccumulate", [dots, c_t], [acc], domain=DOMAIN,
+                                    name=base + "_MultiBaseAccumulate"))
+        accf = fresh_name(model, base + "_acc_float")
+        new.append(helper.make_node("Cast", [acc], [accf], to=TensorProto.FLOAT, name=base + "_acc_float"))
+        out_shape = model.get_tensor_shape(layer.t_core)
+        ushape = (1, o) + (1,) * (len(out_shape) - 2)
+        u_t = add_init(model, base + "_unit", sc.unit.reshape(ushape))
+        if np.any(offset != 0):
+            scaled = fresh_name(model, base + "_acc_scaled")
+            new.append(helper.make_node("Mul", [accf, u_t], [scaled], name=base + "_acc_scale"))
+            off_t = add_init(model, base + "_offset", offset.reshape(ushape))
+            new.append(helper.make_node("Add", [scaled, off_t], [layer.t_core], name=base + "_offset"))
+        else:
+            new.append(helper.make_node("Mul", [accf, u_t], [layer.t_core], name=base + "_acc_scale"))
+        graph = model.graph
+        anchor = model.find_producer(layer.t_core)
+        pos = list(graph.node).index(anchor)
+        graph.node.remove(anchor)
+        for i, nd in enumerate(new):
+            graph.node.insert(pos + i, nd)
+        propagate_shapes(model, new[:-1])
+        in_shape = model.get_tensor_shape(p0.node.input[0])
+        self.records.append(LayerRecord(base, op, tuple(in_shape), tuple(out_shape), m, coef.shape[1], k, sc, acc,
+                                        float_scales=coef.astype(np.float32)))
         if any(attrs.get("pads", [])):
             self.records[-1].padding = ("integer" if act.kind == "integer" else
                                         "zero" if attrs.get("zero_pad") else "bit0")
