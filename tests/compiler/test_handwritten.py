@@ -334,3 +334,44 @@ def test_pool_before_the_join_is_refused_clearly():
     with pytest.raises(UnsupportedModelError) as err:
         lower(exp)
     assert "MaxPool before the join of a layer's branches is not linear" in str(err.value)
+
+
+def test_zero_padded_handwritten_layers_fuse_exactly():
+    """Fused ABC layers on PyTorch zero-padded convs (padding 1, stride 1 and 2): one threshold
+    unit per layer with the zero-padding correction, every element equal."""
+    import torch
+    import torch.nn as nn
+    from _builders import calibrate_bn
+    from _handwritten import ABCLayer, BinaryWeightPerChannel, export, inputs
+    from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+    from brevitas.quant import Int8ActPerTensorFixedPoint
+
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+
+    def conv(cin, stride):
+        return lambda: QuantConv2d(cin, 4, 3, padding=1, stride=stride, bias=False, weight_quant=BinaryWeightPerChannel)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inq = QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, return_quant_tensor=True)
+            self.l0 = ABCLayer(conv(1, 1), 2, 1, "const", rng, bn=nn.BatchNorm2d(4))
+            self.l0.acts = nn.ModuleList([nn.Identity()])
+            self.l1 = ABCLayer(conv(4, 2), 2, 3, "param", rng, bn=nn.BatchNorm2d(4))
+            self.l2 = ABCLayer(lambda: QuantLinear(4 * 7 * 7, 5, bias=False, weight_quant=BinaryWeightPerChannel),
+                               2, 2, "param", rng, shift_offset=1)
+
+        def forward(self, x):
+            return self.l2(self.l1(self.l0(self.inq(x))).flatten(1))
+
+    net = Net()
+    calibrate_bn(net, inputs(200, offset=5000))
+    exp = export(net.eval(), False)
+    low, rep = lower(exp)
+    assert [(la.op, la.m, la.n, la.threshold) for la in rep.layers] == [
+        ("IntegerInputConv", 2, 1, "fused"), ("XnorPopcountConv", 2, 3, "fused"), ("XnorPopcountMatMul", 2, 2, "final")]
+    assert any(n.op_type == "XnorPopcountConv" and any(a.name == "zero_pad" and a.i for a in n.attribute)
+               for n in low.graph.node)
+    cmp = compare(exp, low, inputs(100))
+    assert cmp.output_equal == 1.0 and all(v == 1.0 for v in cmp.layer_equal_bits.values())
