@@ -5,10 +5,14 @@ so two lowerings of the same model differ in names only. The backend renames eve
 the graph input and output to ``t<i>`` (in order of first appearance: initializers by first use,
 node outputs in node order) and replaces a renamed tensor's name inside node names, so the
 generated project (host graphs, io.json) is byte-identical for identical inputs. Semantics are
-unchanged; the probe metadata written by the lowering and the quantization annotations are renamed
-along (annotations of tensors that no longer exist are dropped).
+unchanged; the probe metadata written by the lowering and the datatype annotations are renamed
+along (annotations of tensors not in the graph are dropped). ``canonicalize`` is idempotent, so
+:func:`digest` identifies a lowering whatever names it was written with (``verify`` compares it
+with the build dir's ``host/lowered.onnx``).
 """
 from __future__ import annotations
+
+import hashlib
 
 import onnx
 
@@ -36,6 +40,7 @@ def canonicalize(proto: onnx.ModelProto) -> onnx.ModelProto:
         visit(t)
     for vi in g.value_info:
         visit(vi.name)
+    live = keep | seen | {i for n in g.node for i in n.input}  # names in the graph, before renaming
     mapping = {}
     i = 0
     for old in order:
@@ -61,14 +66,13 @@ def canonicalize(proto: onnx.ModelProto) -> onnx.ModelProto:
         t.name = rn(t.name)
     for vi in g.value_info:
         vi.name = rn(vi.name)
-    # quantization annotations follow their tensor; those of tensors no longer in the graph (left
-    # by qonnx transformations under random names, e.g. on raw Brevitas exports) are dropped
-    known = set(mapping) | keep
-    anns = [a for a in g.quantization_annotation if a.tensor_name in known]
-    for a in anns:
-        a.tensor_name = rn(a.tensor_name)
+    annotations = []
+    for a in g.quantization_annotation:
+        if a.tensor_name in live:
+            a.tensor_name = rn(a.tensor_name)
+            annotations.append(onnx.TensorAnnotation.FromString(a.SerializeToString()))
     del g.quantization_annotation[:]
-    g.quantization_annotation.extend(anns)
+    g.quantization_annotation.extend(sorted(annotations, key=lambda a: a.tensor_name))
     props = []
     for p in m.metadata_props:
         key, val = p.key, p.value
@@ -80,3 +84,9 @@ def canonicalize(proto: onnx.ModelProto) -> onnx.ModelProto:
         e = m.metadata_props.add()
         e.key, e.value = key, val
     return m
+
+
+def digest(proto: onnx.ModelProto) -> str:
+    """SHA-256 of the canonical form's deterministic serialisation: equal for two lowerings of the
+    same model however their tensors were named."""
+    return hashlib.sha256(canonicalize(proto).SerializeToString(deterministic=True)).hexdigest()

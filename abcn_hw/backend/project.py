@@ -223,7 +223,7 @@ def generate(net: Network, stages, est: Estimate, proto: onnx.ModelProto, low_re
     files["folding.json"] = _json(folding)
     report = {"generator": GENERATOR, "source": net.source, "network": net.name, "top": emit.TOP,
               "part": part, "estimate": est.to_dict(),
-              "lowering": low_rep.to_dict() if low_rep is not None else None,
+              "lowering": _lowering_dict(low_rep, net.source),
               "rounding_contract": _contract(proto),
               "limits": "abcn_hw/backend/limits.py"}
     files["report.json"] = _json(report)
@@ -231,6 +231,14 @@ def generate(net: Network, stages, est: Estimate, proto: onnx.ModelProto, low_re
     files["hls.tcl"] = tcl(clock_mhz, part).encode()
     files["README.md"] = readme(net, est, _contract(proto), low_rep).encode()
     return files
+
+
+def _lowering_dict(low_rep, source: str) -> dict | None:
+    """The lowering report for report.json; its source is the model's file name, as in "source", so
+    the build dir does not depend on where the model or the build was (reproducible builds)."""
+    if low_rep is None:
+        return None
+    return low_rep.to_dict() | {"source": source or None}
 
 
 def _sample_input(net: Network, io: dict) -> bytes:

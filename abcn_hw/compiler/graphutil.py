@@ -33,7 +33,8 @@ def fresh_name(model: ModelWrapper, hint: str) -> str:
     """A readable tensor name based on ``hint`` that is not used in the graph yet."""
     g = model.graph
     used = {i.name for i in g.initializer} | {t for n in g.node for t in list(n.input) + list(n.output)} \
-        | {v.name for v in list(g.input) + list(g.output) + list(g.value_info)}
+        | {v.name for v in list(g.input) + list(g.output) + list(g.value_info)} \
+        | {a.tensor_name for a in g.quantization_annotation}
     name, i = hint, 0
     while name in used:
         i += 1

@@ -14,7 +14,8 @@ from ..errors import ContractError, OutputPathError, UnsupportedModelError, Usag
 from .graphutil import copy_model
 from .patterns import PatternError
 from .passes import (AbsorbThresholds, AttachFunctions, FloatCombineRoundedLayers, GemmToMatMul, LayerRecord, LowerBinaryLayers,
-                     MakeBatchDynamic, NormaliseOpsets, RemoveDeadNodes, RemoveIdentityOps)
+                     MakeBatchDynamic, NormaliseOpsets, PruneAnnotations, RemoveDeadNodes, RemoveIdentityOps,
+                     UnshareParameterTensors)
 from .passes.coefficient_grid import ApplyCoefficientGrid
 from .report import DEFAULT_MIN_AGREEMENT, LayerReport, LoweringReport
 from .scales import MAX_ACC_BITS, MAX_GRID_BITS, MIN_GRID_BITS
@@ -25,11 +26,24 @@ IR_VERSION = 10
 GRID_KEY = "abcn_hw.coefficient_grid"
 
 
+def _transform(model: ModelWrapper, t) -> ModelWrapper:
+    """``model.transform(t)`` with qonnx's clean-up after it, made deterministic: qonnx's own
+    clean-up ends in GiveUniqueParameterTensors, which names the copies with random strings."""
+    from qonnx.transformation.general import (RemoveStaticGraphInputs, RemoveUnusedTensors,
+                                              SortCommutativeInputsInitializerLast, SortGraph)
+
+    model = model.transform(t, cleanup=False)
+    for c in (RemoveUnusedTensors(), RemoveStaticGraphInputs(), SortGraph(), SortCommutativeInputsInitializerLast(),
+              UnshareParameterTensors()):
+        model = model.transform(c, cleanup=False, make_deepcopy=False)
+    return model
+
+
 def normalise(model: ModelWrapper) -> ModelWrapper:
     """Clean-up of a (raw or cleaned) Brevitas export: standard opset first, constants folded,
     shapes inferred, no-ops removed, Gemm -> MatMul."""
     from qonnx.transformation.fold_constants import FoldConstants
-    from qonnx.transformation.general import GiveUniqueParameterTensors, RemoveStaticGraphInputs, RemoveUnusedTensors
+    from qonnx.transformation.general import RemoveStaticGraphInputs, RemoveUnusedTensors
     from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
     model = copy_model(model)
@@ -37,11 +51,12 @@ def normalise(model: ModelWrapper) -> ModelWrapper:
     for node in model.graph.node:  # Brevitas' TorchScript exporter may use the legacy domain
         if node.op_type in ("Quant", "BipolarQuant", "Trunc") and node.domain in ("onnx.brevitas", "finn.custom_op.general"):
             node.domain = "qonnx.custom_op.general"
-    # qonnx's cleanup_model without its renaming passes: node names stay the user's
-    for t in (InferShapes(), GiveUniqueParameterTensors(),
+    # qonnx's cleanup_model without its renaming passes: node names stay the user's, and no pass
+    # invents random tensor names (lower is a pure function of the model file: same bytes out)
+    for t in (InferShapes(), UnshareParameterTensors(),
               FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]),
               FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs()):
-        model = model.transform(t)
+        model = _transform(model, t)
     names = {n.name for n in model.graph.node}
     for i, node in enumerate(model.graph.node):
         if not node.name:
@@ -51,7 +66,7 @@ def normalise(model: ModelWrapper) -> ModelWrapper:
             names.add(node.name)
     for t in (RemoveIdentityOps(), GemmToMatMul(), RemoveDeadNodes()):
         t.apply(model)
-    model = model.transform(InferShapes())
+    model = _transform(model, InferShapes())
     NormaliseOpsets(IR_VERSION).apply(model)
     return model
 
@@ -83,7 +98,7 @@ def finish(model: ModelWrapper, records: list[LayerRecord], plan: dict[str, int]
     # a rounded layer kept in float (a residual join) combines its dots with the float32 scales; the
     # last layer keeps its integer accumulator on its grid (the HLS backend maps only that)
     FloatCombineRoundedLayers([r for r in records if r.threshold == "float"]).apply(model)
-    for t in (RemoveDeadNodes(), AttachFunctions(), NormaliseOpsets(IR_VERSION)):
+    for t in (RemoveDeadNodes(), PruneAnnotations(), AttachFunctions(), NormaliseOpsets(IR_VERSION)):
         t.apply(model)
     _drop_stale_annotations(model)
     rep = _report(records, where)

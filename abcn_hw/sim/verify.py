@@ -120,7 +120,7 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_
     ``min_agreement``: the rounding contract to check (default: the one the build recorded)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from ..backend.canonical import canonicalize
+    from ..backend.canonical import digest
     from ..backend.frontend import is_lowered
     from ..compiler import lower
     from ..compiler.contract import check_min_agreement
@@ -138,7 +138,11 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_
             raise UsageError(f"cannot read the model: {type(e).__name__}", where) from e
     else:
         proto = model.model if isinstance(model, ModelWrapper) else model
-    built = onnx.load(str(b / "host" / "lowered.onnx"))
+    try:
+        built = onnx.load(str(b / "host" / "lowered.onnx"))
+    except Exception as e:  # noqa: BLE001 - protobuf raises many types
+        raise UsageError(f"cannot read the build dir's host/lowered.onnx: {type(e).__name__}", str(b),
+                         "recompile with 'abcn-hw compile MODEL --out BUILD_DIR --force'") from e
     exported = None
     rep = None
     # the coefficient grids and the contract the build was lowered with (chosen on calibration
@@ -161,9 +165,9 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_
         lowered = low.model
     # the contract checked: the caller's, else the one the build was lowered with
     min_agreement = recorded if min_agreement is None else check_min_agreement(min_agreement)
-    if canonicalize(lowered).SerializeToString(deterministic=True) != built.SerializeToString(deterministic=True):
-        raise UsageError("the build dir was not generated from this model (its host/lowered.onnx differs)",
-                         str(b), "recompile with 'abcn-hw compile MODEL --out BUILD_DIR --force'")
+    if digest(lowered) != digest(built):  # same lowering, whatever its tensor names
+        raise UsageError("the build dir was not generated from this model (its host/lowered.onnx is another "
+                         "lowering)", str(b), "recompile with 'abcn-hw compile MODEL --out BUILD_DIR --force'")
 
     if rep is not None:  # the report names the lowering's tensors; the build has canonical names
         _rename_probes(rep, lowered, built)

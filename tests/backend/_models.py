@@ -54,6 +54,27 @@ def export(model: torch.nn.Module, shape: tuple[int, ...], path: str) -> str:
     return path
 
 
+def bnn_pynq_raw(name: str, path: str, dynamo: bool, seed: int = 0) -> tuple[str, np.ndarray]:
+    """BNN-PYNQ ``name`` as a Brevitas user exports it: ``export_qonnx`` with either torch exporter
+    (``dynamo``: the default one, which writes the weights to ``path + '.data'``), no clean-up;
+    random weights, calibrated batch norm. Returns (path, test inputs)."""
+    from brevitas.export import export_qonnx
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, _ = model_with_cfg(name, pretrained=False)
+    cnv = name.startswith("cnv")
+    x, shape = (cifar_like(300, seed), (3, 32, 32)) if cnv else (mnist("train")[0][:300], (1, 28, 28))
+    _calibrate(model, x, np.random.default_rng(seed))
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        export_qonnx(model, torch.rand((1,) + shape), export_path=path, dynamo=dynamo)
+    return path, (cifar_like(64, seed + 1) if cnv else mnist("test")[0])
+
+
 def bnn_pynq(name: str, path: str, seed: int = 0) -> tuple[str, np.ndarray]:
     """BNN-PYNQ ``name`` (tfc_1w1a, cnv_1w1a, ...) exported with Brevitas' QONNX exporter; returns
     (path, test inputs)."""

@@ -6,7 +6,7 @@ from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
-from ..graphutil import attr, const, remove_dead_nodes
+from ..graphutil import attr, const, fresh_name, remove_dead_nodes
 
 
 class NormaliseOpsets(Transformation):
@@ -66,13 +66,13 @@ class GemmToMatMul(Transformation):
             b = node.input[1]
             new = []
             if attr(node, "transB", 0):
-                bt = model.make_new_valueinfo_name()
+                bt = fresh_name(model, node.name + "_transB")
                 new.append(helper.make_node("Transpose", [b], [bt], perm=[1, 0], name=node.name + "_transB"))
                 b = bt
             bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
             cval = const(model, bias) if bias else None
             if bias and (cval is None or np.any(cval != 0)):
-                mm = model.make_new_valueinfo_name()
+                mm = fresh_name(model, node.name + "_matmul")
                 new.append(helper.make_node("MatMul", [node.input[0], b], [mm], name=node.name + "_matmul"))
                 new.append(helper.make_node("Add", [mm, bias], [node.output[0]], name=node.name + "_bias"))
             else:
@@ -84,6 +84,47 @@ class GemmToMatMul(Transformation):
         return model, changed
 
 
+class UnshareParameterTensors(Transformation):
+    """Every use of an initializer gets its own copy (qonnx's GiveUniqueParameterTensors with
+    deterministic names: the copies are ``<name>_<k>``, never random strings), so later rewrites
+    of one node's parameter cannot change another node's. The datatype annotation is copied."""
+
+    def apply(self, model: ModelWrapper):
+        changed = False
+        seen: set[str] = set()
+        for node in model.graph.node:
+            for i, name in enumerate(list(node.input)):
+                value = model.get_initializer(name) if name else None
+                if value is None:
+                    continue
+                if name not in seen:
+                    seen.add(name)
+                    continue
+                copy = fresh_name(model, name)
+                model.set_initializer(copy, value)
+                model.set_tensor_datatype(copy, model.get_tensor_datatype(name))
+                node.input[i] = copy
+                changed = True
+        return model, changed
+
+
+class PruneAnnotations(Transformation):
+    """Drop ``quantization_annotation`` entries of tensors no longer in the graph (the export's and
+    the clean-up's leftovers), so the lowered file holds no stale names."""
+
+    def apply(self, model: ModelWrapper):
+        g = model.graph
+        live = {t.name for t in g.initializer} | {v.name for v in list(g.input) + list(g.output)} \
+            | {t for n in g.node for t in list(n.input) + list(n.output)}
+        keep = [a for a in g.quantization_annotation if a.tensor_name in live]
+        changed = len(keep) != len(g.quantization_annotation)
+        if changed:
+            keep = [type(a).FromString(a.SerializeToString()) for a in keep]
+            del g.quantization_annotation[:]
+            g.quantization_annotation.extend(keep)
+        return model, changed
+
+
 class RemoveDeadNodes(Transformation):
     """Remove nodes whose outputs are unused, and unused initializers."""
 
@@ -92,4 +133,5 @@ class RemoveDeadNodes(Transformation):
         return model, False
 
 
-__all__ = ["NormaliseOpsets", "RemoveIdentityOps", "GemmToMatMul", "RemoveDeadNodes"]
+__all__ = ["NormaliseOpsets", "RemoveIdentityOps", "GemmToMatMul", "RemoveDeadNodes", "UnshareParameterTensors",
+           "PruneAnnotations"]

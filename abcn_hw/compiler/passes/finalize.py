@@ -6,7 +6,7 @@ from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
-from ..graphutil import attr
+from ..graphutil import attr, fresh_name
 from ..ops import DOMAIN, function_protos
 
 
@@ -51,7 +51,7 @@ def make_reshapes_batch_agnostic(model: ModelWrapper) -> None:
                     a.i = 0
         new = np.array(shape, np.int64).copy()
         new[0] = 0
-        name = model.make_new_valueinfo_name()
+        name = fresh_name(model, node.name + "_shape")
         model.set_initializer(name, new)
         node.input[1] = name
 
