@@ -15,6 +15,7 @@ import numpy as np
 
 from ..cli import CONTRACT_ARGS, arg, command, contract_options
 from ..errors import DataError, OutputPathError
+from .names import file_stems
 
 
 def _load_inputs(path: str) -> np.ndarray:
@@ -54,7 +55,7 @@ def compile_model(model: str, out: str, folding: str | None = None, target_fps: 
 def run_csim(build_dir: str, inputs_npy: str, out_npy: str, force: bool = False, quiet: bool = False,
              dump_dir: str | None = None, threads: int | None = None, variant: str = "fast"):
     """Simulate the images of INPUTS_NPY (float32, the model's input domain) through BUILD_DIR's
-    design (in this process, on threads); write the model output to OUT_NPY (and, with ``dump_dir``, every layer's
+    design (in a child process, on threads); write the model output to OUT_NPY (and, with ``dump_dir``, every layer's
     output as DUMP_DIR/<layer id>.npy in the lowered graph's layout). Returns the CsimResult."""
     from ..sim import simulate
     from ..sim.verify import cycles_line
@@ -68,8 +69,10 @@ def run_csim(build_dir: str, inputs_npy: str, out_npy: str, force: bool = False,
         d = Path(dump_dir)
         try:
             d.mkdir(parents=True, exist_ok=True)
-            for tensor, value in res.taps.items():
-                np.save(d / f"{res.tap_layers[tensor]}.npy", value)  # layer ids are sanitised identifiers
+            tensors = list(res.taps)
+            # layer ids come from the build dir's host/io.json: sanitised again, never trusted as paths
+            for tensor, stem in zip(tensors, file_stems([res.tap_layers[t] for t in tensors])):
+                np.save(d / f"{stem}.npy", res.taps[tensor])
         except OSError as e:
             raise OutputPathError(f"cannot write the dumps: {e.strerror}", str(d)) from e
     try:

@@ -30,3 +30,19 @@ def layer_id(index: int, name: str | None) -> str:
 
 def is_safe_identifier(s: str) -> bool:
     return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", s) is not None
+
+
+def file_stems(names: list[str]) -> list[str]:
+    """Safe, distinct file-name stems for ``names`` read back from a build dir (which is as untrusted
+    as the model): ``[A-Za-z0-9_]`` only, at most 64 characters, never empty, and numbered on a
+    collision, so no name can reach outside its folder or overwrite another's file."""
+    out: list[str] = []
+    used: set[str] = set()
+    for i, name in enumerate(names):
+        stem = _UNSAFE.sub("_", str(name or "")).strip("_")[:64] or f"tap{i}"
+        base, k = stem[:56], i
+        while stem.lower() in used:  # case-insensitive: distinct on every file system
+            stem, k = f"{base}_{k}", k + 1
+        used.add(stem.lower())
+        out.append(stem)
+    return out

@@ -365,7 +365,7 @@ def readme(net: Network, est: Estimate, contract: dict | None = None, low_rep=No
         "Top function `abcn_top(in, out, images)` in `src/top.cpp`: a DATAFLOW pipeline of the abcn kernel",
         "library (`include/abcn/`), AXI-stream input/output, `images` over AXI-lite.",
         "",
-        "* C simulation (a whole batch, in process): `abcn-hw csim BUILD_DIR --inputs X.npy --out Y.npy`",
+        "* C simulation (a whole batch at once): `abcn-hw csim BUILD_DIR --inputs X.npy --out Y.npy`",
         "* bit-exactness against the lowered graph: `abcn-hw verify MODEL.onnx BUILD_DIR --inputs X.npy`",
         "* plain g++: `make` (override the ap_types headers with `make AP_TYPES=...`), `make run`",
         "* Vitis HLS (csim, csynth, cosim, export): `vitis_hls -f hls.tcl`",

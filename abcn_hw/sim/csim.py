@@ -1,13 +1,15 @@
 """Build (cached) and run the batch C-simulation driver of a generated project."""
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +18,7 @@ import numpy as np
 
 from ..errors import AbcnError, DataError, UsageError
 from . import host
+from .design_process import DesignCrash, DesignLoadError, DesignProcess, NoEntryPoints, _signal_name
 
 
 class CsimError(AbcnError):
@@ -34,6 +37,42 @@ def _project(build_dir) -> tuple[Path, dict]:
         raise UsageError("not an abcn-hw build dir (host/io.json or src/top.cpp missing)", str(b),
                          "run 'abcn-hw compile MODEL.onnx --out BUILD_DIR' first")
     return b, json.loads(io_path.read_text())
+
+
+@lru_cache(maxsize=None)
+def toolchain_id(cxx: str, flags: tuple[str, ...]) -> str:
+    """What the compiled simulation depends on besides the sources: the compiler's resolved path, its
+    version, and the target options ``flags`` resolve to on this machine (``-march=native`` becomes
+    the CPU's -march and its -m feature flags, read from the driver's ``-###`` dry run). A build dir
+    copied to another machine or built with another compiler gets another key, so it is rebuilt
+    rather than reusing a library compiled for other instructions (SIGILL)."""
+    path = shutil.which(cxx) or cxx
+    real = os.path.realpath(path)
+
+    def run(args: list[str]) -> str:
+        try:
+            r = subprocess.run([path, *args], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise CsimError(f"cannot run the C++ compiler: {e}", cxx, "install g++") from e
+        return r.stdout + r.stderr
+
+    version = run(["--version"]).strip().splitlines()[:1]
+    # the compiler proper's command line as the driver expands the target options: -march=<cpu>
+    # and every -m feature flag (gcc), -target-cpu / -target-feature (clang)
+    target: list[str] = []
+    for line in run([*flags, "-###", "-x", "c++", "-S", os.devnull, "-o", os.devnull]).splitlines():
+        if not line.startswith(" "):
+            continue
+        try:
+            tokens = shlex.split(line)
+        except ValueError:
+            continue
+        target += [t for i, t in enumerate(tokens)
+                   if t.startswith("-m") or (i and tokens[i - 1] in ("--param", "-target-cpu", "-target-feature",
+                                                                    "-tune-cpu"))]
+    if not target:  # a driver without -###: gcc's list of enabled target options
+        target = run([*flags, "-Q", "--help=target"]).split()
+    return "\0".join([real, *version, *target])
 
 
 def source_hash(build_dir: Path, flags: list[str], ap: str) -> str:
@@ -69,7 +108,7 @@ def build(build_dir, dump: bool = False, cxx: str | None = None, variant: str = 
     flags = (CXX_FLAGS + CSIM_EXTRA_FLAGS + (["-DABCN_CSIM_DUMP"] if dump else [])
              + (["-fPIC", "-shared", "-DABCN_CSIM_LIB"] if library else [])
              + [f"-D{d}" for d in VARIANTS[variant]])
-    key = source_hash(b, flags + [cxx], ap)
+    key = source_hash(b, flags + [toolchain_id(cxx, tuple(CSIM_EXTRA_FLAGS))], ap)
     out_dir = b / ".csim" / key
     exe = out_dir / ("libabcn_csim.so" if library else "csim_driver_dump" if dump else "csim_driver")
     if exe.is_file():
@@ -136,49 +175,56 @@ def default_threads() -> int:
     return max(1, min(64, n))
 
 
-@lru_cache(maxsize=None)
-def _load_library(path: str):
-    """The csim driver as a shared library (one load per content-hashed build; never unloaded)."""
-    try:
-        lib = ctypes.CDLL(path)
-    except OSError as e:
-        raise CsimError(f"cannot load the compiled C simulation: {e}", path,
-                        "delete the build dir's .csim folder and run again") from e
-    if not (hasattr(lib, "abcn_csim_batch") and hasattr(lib, "abcn_csim_info")):
-        raise CsimError("the project's C-simulation driver has no in-process entry point (it was generated "
-                        "by an older abcn-hw)", str(Path(path).parents[2]),
-                        "regenerate it: abcn-hw compile MODEL.onnx --out BUILD_DIR --force")
-    lib.abcn_csim_batch.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint,
-                                    ctypes.c_void_p, ctypes.POINTER(ctypes.c_double)]
-    lib.abcn_csim_batch.restype = ctypes.c_int
-    lib.abcn_csim_info.argtypes = [ctypes.c_uint]
-    lib.abcn_csim_info.restype = ctypes.c_ulonglong
-    return lib
+_DESIGNS: OrderedDict[str, DesignProcess] = OrderedDict()
+_DESIGNS_LOCK = threading.Lock()
+#: child processes kept waiting for their next batch (the least recently used beyond it are ended)
+KEEP_DESIGNS = 4
+
+
+def _design(path: str) -> DesignProcess:
+    """The child process running the csim library ``path`` (one per content-hashed build, started
+    on first use and kept for the next batches)."""
+    with _DESIGNS_LOCK:
+        proc = _DESIGNS.get(path)
+        if proc is None:
+            proc = _DESIGNS[path] = DesignProcess(path)
+        _DESIGNS.move_to_end(path)
+        for old in list(_DESIGNS)[:-KEEP_DESIGNS]:
+            if _DESIGNS[old].close_if_idle():
+                del _DESIGNS[old]
+        return proc
 
 
 _BATCH_ERRORS = {1: "the design did not consume its input", 2: "the design produced too few output words",
                  3: "the design produced too many output words"}
+#: the fix printed when a build dir's compiled design crashes or misbehaves
+REGENERATE = "the build dir's C++ is broken or was edited; regenerate it: abcn-hw compile MODEL.onnx --out BUILD_DIR --force"
 
 
 def _run_library(b: Path, io: dict, lib_path: Path, words: np.ndarray, images: int, threads: int):
-    """Simulate the packed input words (host.pack_input_words) in this process:
+    """Simulate the packed input words (host.pack_input_words) in the design's child process:
     (output chunks (words, ch), calls of the top function, [(stage, iterations, calls)], loop seconds)."""
-    lib = _load_library(str(lib_path))
-    in_words, in_ch, out_words, out_ch, stages = (int(lib.abcn_csim_info(i)) for i in range(5))
-    if (images * in_words, in_ch, stages) != (words.shape[0], words.shape[1], len(io["stages"])):
-        raise CsimError("the compiled simulation does not match host/io.json", str(b),
-                        "recompile the project (abcn-hw compile ... --force)")
-    body = np.ascontiguousarray(words, np.uint64)
-    out = np.zeros(images * out_words * out_ch, np.uint64)
-    counts = np.zeros(1 + 2 * stages, np.uint64)
-    seconds = ctypes.c_double(0.0)
-    rc = lib.abcn_csim_batch(body.ctypes.data, images, out.ctypes.data, threads, counts.ctypes.data,
-                             ctypes.byref(seconds))
+    proc = _design(str(lib_path))
+    try:
+        in_words, in_ch, out_words, out_ch, stages = proc.sizes()
+        if (images * in_words, in_ch, stages) != (words.shape[0], words.shape[1], len(io["stages"])):
+            raise CsimError("the compiled simulation does not match host/io.json", str(b),
+                            "recompile the project (abcn-hw compile ... --force)")
+        rc, out, counts, seconds = proc.run(words, images, images * out_words * out_ch, 1 + 2 * stages, threads)
+    except DesignLoadError as e:
+        raise CsimError(f"cannot load the compiled C simulation ({e.reason})", str(lib_path),
+                        "delete the build dir's .csim folder and run again") from None
+    except NoEntryPoints:
+        raise CsimError("the project's C-simulation driver has no in-process entry point (it was generated "
+                        "by an older abcn-hw)", str(b),
+                        "regenerate it: abcn-hw compile MODEL.onnx --out BUILD_DIR --force") from None
+    except DesignCrash as e:
+        raise CsimError(f"the simulated design crashed ({e.reason})", str(b), REGENERATE) from None
     if rc != 0:
         raise CsimError("the C simulation failed: " + _BATCH_ERRORS.get(rc, f"error {rc}"), str(b))
     calls = int(counts[0])
     counts_raw = [(s, int(counts[1 + 2 * s]), int(counts[2 + 2 * s])) for s in range(stages)]
-    return out.reshape(-1, out_ch), calls, counts_raw, float(seconds.value)
+    return out.reshape(-1, out_ch), calls, counts_raw, seconds
 
 
 def _run_executable(b: Path, io: dict, exe: Path, payload: bytes, images: int, threads: int, dump: bool):
@@ -190,6 +236,10 @@ def _run_executable(b: Path, io: dict, exe: Path, payload: bytes, images: int, t
         if dump:
             args.append(str(tmp))
         r = subprocess.run(args, capture_output=True, text=True)
+        if r.returncode < 0:
+            last = (r.stderr or r.stdout).strip().splitlines()
+            raise CsimError(f"the simulated design crashed ({_signal_name(r.returncode)}"
+                            + (f"; last message: {last[-1][:300]}" if last else "") + ")", str(b), REGENERATE)
         if r.returncode != 0:
             raise CsimError("the C simulation failed: " + (r.stderr or r.stdout).strip()[:1000], str(b))
         n, chunks = host.read_chunks(tmp / "out.bin")
@@ -213,8 +263,9 @@ def simulate(build_dir, x: np.ndarray, dump: bool = False, threads: int | None =
              variant: str = "fast") -> CsimResult:
     """Run the whole batch ``x`` through the C simulation.
 
-    The batch runs in this process, in the compiled design loaded as a shared library (built once
-    per source content), split over ``threads`` threads (default: the usable CPUs); every kernel
+    The batch runs in the compiled design, a shared library (built once per source content, compiler
+    and CPU) loaded by a child process (abcn_hw/sim/design_process.py: a crash of the design is a
+    :class:`CsimError` naming the build dir), split over ``threads`` threads (default: the usable CPUs); every kernel
     keeps only local state, so the result does not depend on the thread count (the tests check
     this). With ``dump`` the driver executable runs instead (one thread) and writes every layer's
     output stream, returned as ``taps``."""

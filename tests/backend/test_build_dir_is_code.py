@@ -1,0 +1,174 @@
+"""A build dir is code: its design runs in a child process (a crash is a one-line error naming the
+build dir, and Python survives), its compiled simulation is cached per compiler, compiler version
+and resolved target CPU features, and names read back from it are sanitised before they become
+file names."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from abcn_hw.backend.names import file_stems
+from abcn_hw.sim import CsimError, simulate
+from abcn_hw.sim.csim import CSIM_EXTRA_FLAGS, build, toolchain_id
+
+#: injected at the start of abcn_top: the first word of the file CONTROL picks the failure (read on
+#: every call, in whichever process runs the design)
+_CRASH = r"""
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+__attribute__((noinline)) static int abcn_test_stack() {  // a layer buffer far larger than any stack
+    volatile char big[1 << 28];
+    big[0] = 1;
+    big[(1 << 28) - 1] = big[0];
+    return big[(1 << 28) - 1];
+}
+static void abcn_test_crash() {
+    char how[32] = {0};
+    std::FILE *f = std::fopen("CONTROL", "r");
+    if (!f) return;
+    const int ok = std::fscanf(f, "%31s", how);
+    std::fclose(f);
+    if (ok != 1) return;
+    if (!std::strcmp(how, "abort")) std::abort();
+    if (!std::strcmp(how, "stack")) abcn_test_stack();
+    if (!std::strncmp(how, "write:", 6)) *(volatile int *)std::strtoull(how + 6, nullptr, 0) = 1;  // write:0x8
+}
+"""
+
+
+def _crash(bad: Path, how: str | None) -> None:
+    control = bad / "crash_control.txt"
+    if how is None:
+        control.unlink(missing_ok=True)
+    else:
+        control.write_text({"segv": "write:0x8"}.get(how, how) + "\n")
+
+
+@pytest.fixture(scope="module")
+def crashing(tfc, tmp_path_factory):
+    """A copy of the TFC build dir whose top function crashes on demand (:func:`_crash`)."""
+    _, x, build_dir = tfc
+    bad = tmp_path_factory.mktemp("crash") / "build_crash"
+    shutil.copytree(build_dir, bad, ignore=shutil.ignore_patterns(".csim", "build"))
+    top = bad / "src" / "top.cpp"
+    text = top.read_text()
+    head, sep, rest = text.partition("void abcn_top(")
+    body_start = rest.index("{") + 1
+    crash = _CRASH.replace("CONTROL", str((bad / "crash_control.txt").resolve()))
+    top.write_text(head + crash + sep + rest[:body_start] + " abcn_test_crash();" + rest[body_start:])
+    return bad, x
+
+
+@pytest.mark.parametrize("how,signal", [("segv", "SIGSEGV"), ("abort", "SIGABRT"), ("stack", "SIGSEGV")])
+def test_crash_is_an_error_and_python_survives(crashing, tfc, how, signal):
+    bad, x = crashing
+    _crash(bad, how)
+    for dump in (False, True):  # in-process library (child process) and the dump executable
+        with pytest.raises(CsimError) as e:
+            simulate(bad, x[:8], dump=dump)
+        msg = str(e.value)
+        assert "crashed" in msg and signal in msg and str(bad) in msg and "--force" in msg
+        assert "\n" not in msg
+    _crash(bad, None)
+    # the same build dir runs again (a fresh child), and so does a healthy one, in this process
+    assert np.array_equal(simulate(bad, x[:8]).output, simulate(tfc[2], x[:8]).output)
+
+
+def test_cli_crash_one_line_nonzero_nothing_written(crashing, tmp_path):
+    bad, x = crashing
+    np.save(tmp_path / "x.npy", x[:4])
+    _crash(bad, "segv")
+    for extra in ([], ["--dump", str(tmp_path / "dump")]):
+        r = subprocess.run([sys.executable, "-m", "abcn_hw", "csim", str(bad), "--inputs", str(tmp_path / "x.npy"),
+                            "--out", str(tmp_path / "y.npy"), *extra], capture_output=True, text=True)
+        assert r.returncode == 1, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("abcn-hw csim: error: the simulated design crashed (SIGSEGV")
+        assert str(bad) in lines[0] and "Traceback" not in r.stderr
+        assert not (tmp_path / "y.npy").exists() and not (tmp_path / "dump").exists()
+    _crash(bad, None)
+
+
+def _fake_compiler(path: Path, cpu: str) -> Path:
+    """A stand-in compiler driver whose -### dry run expands -march=native to ``cpu``."""
+    path.write_text("#!/bin/sh\n"
+                    'case "$*" in\n'
+                    '  *--version*) echo "fakec++ 1.0";;\n'
+                    f'  *"-###"*) echo \' /opt/fake/cc1plus -quiet "-march={cpu}" -mavx2 -mno-avx512f '
+                    f'--param "l1-cache-size=32" -O3 -o /tmp/ccXYZ.s\' >&2;;\n'
+                    "esac\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_cache_key_holds_compiler_version_and_cpu_features(tmp_path):
+    a = toolchain_id(str(_fake_compiler(tmp_path / "a", "znver3")), tuple(CSIM_EXTRA_FLAGS))
+    b = toolchain_id(str(_fake_compiler(tmp_path / "b", "skylake")), tuple(CSIM_EXTRA_FLAGS))
+    assert "-march=znver3" in a and "-mavx2" in a and "fakec++ 1.0" in a and "l1-cache-size=32" in a
+    assert "/tmp/ccXYZ.s" not in a  # temporary file names would defeat the cache
+    assert a.replace("znver3", "skylake").replace(str(tmp_path / "a"), str(tmp_path / "b")) == b
+    real = toolchain_id("g++", tuple(CSIM_EXTRA_FLAGS))
+    assert os.path.realpath(shutil.which("g++")) in real
+    assert any(t.startswith("-march=") and t != "-march=native" for t in real.split("\0")) or "target-cpu" in real
+
+
+def test_copied_build_dir_rebuilds_for_another_machine(tfc, tmp_path, monkeypatch):
+    """A build dir whose .csim holds libraries built elsewhere (another CPU, another compiler):
+    they are never loaded; this machine's key selects (and builds) its own."""
+    import importlib
+
+    csim_mod = importlib.import_module("abcn_hw.sim.csim")
+
+    _, x, build_dir = tfc
+    here = build(build_dir, library=True)
+    copy = tmp_path / "copied"
+    shutil.copytree(build_dir, copy, ignore=shutil.ignore_patterns("build"))
+    # what another machine left behind under its own key: not a loadable library at all
+    elsewhere = copy / ".csim" / "0123456789abcdef0123"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "libabcn_csim.so").write_bytes(b"\x7fELF built for another machine")
+    monkeypatch.setattr(csim_mod, "toolchain_id", lambda cxx, flags: "another compiler, another CPU")
+    key_other = build(copy, library=True)
+    assert key_other.parent.name != here.parent.name and key_other.parent.name != elsewhere.name
+    monkeypatch.undo()
+    assert build(copy, library=True).parent.name == here.parent.name  # same machine: the copied library
+    assert np.array_equal(simulate(copy, x[:4]).output, simulate(build_dir, x[:4]).output)
+
+
+def test_dump_file_names_resanitised(tfc, tmp_path):
+    """Layer ids in a build dir's io.json are not trusted as file names."""
+    import abcn_hw.backend.commands  # noqa: F401
+    from abcn_hw.cli import main
+
+    _, x, build_dir = tfc
+    copy = tmp_path / "b"
+    shutil.copytree(build_dir, copy, ignore=shutil.ignore_patterns("build"))
+    io_path = copy / "host" / "io.json"
+    io = json.loads(io_path.read_text())
+    evil = ["../../escaped", "/etc/passwd", "a\nb", ""] + ["L9"] * 8
+    for tap, name in zip(io["taps"], evil):
+        tap["layer"] = name
+    io_path.write_text(json.dumps(io))
+    np.save(tmp_path / "x.npy", x[:3])
+    dump = tmp_path / "deep" / "dump"
+    assert main(["csim", str(copy), "--inputs", str(tmp_path / "x.npy"), "--out", str(tmp_path / "y.npy"),
+                 "--dump", str(dump)]) == 0
+    written = sorted(p.name for p in dump.iterdir())
+    assert len(written) == len(io["taps"]) and all(p.endswith(".npy") for p in written)
+    assert not (tmp_path / "escaped.npy").exists() and not (tmp_path / "deep" / "escaped.npy").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "deep", "x.npy", "y.npy"]
+
+
+def test_file_stems():
+    assert file_stems(["L0_conv", "../../x", "a/b", "", "a_b", "A_B", "a_b"]) == \
+        ["L0_conv", "x", "a_b", "tap3", "a_b_4", "A_B_5", "a_b_6"]
+    assert all(len(s) <= 64 for s in file_stems(["x" * 500, "x" * 500]))
