@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import AbcnError, DataError, UsageError
 from . import host
-from .design_process import DesignCrash, DesignLoadError, DesignProcess, NoEntryPoints, _signal_name
+from .design_process import DesignCrash, DesignLoadError, DesignProcess, NoEntryPoints, signal_name
 
 
 class CsimError(AbcnError):
@@ -238,7 +238,7 @@ def _run_executable(b: Path, io: dict, exe: Path, payload: bytes, images: int, t
         r = subprocess.run(args, capture_output=True, text=True)
         if r.returncode < 0:
             last = (r.stderr or r.stdout).strip().splitlines()
-            raise CsimError(f"the simulated design crashed ({_signal_name(r.returncode)}"
+            raise CsimError(f"the simulated design crashed ({signal_name(r.returncode)}"
                             + (f"; last message: {last[-1][:300]}" if last else "") + ")", str(b), REGENERATE)
         if r.returncode != 0:
             raise CsimError("the C simulation failed: " + (r.stderr or r.stdout).strip()[:1000], str(b))

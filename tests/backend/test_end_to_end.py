@@ -62,14 +62,16 @@ def test_result_independent_of_threads_and_simulation_variant(tfc, tmp_path):
         simulate(tmp_path / "b", xs, threads=0)
 
 
-def test_simulation_runs_in_process(tfc, monkeypatch):
-    """simulate() loads the compiled design as a shared library: no process per call (the per-layer
-    dump still uses the driver executable)."""
+def test_simulation_keeps_its_design_process(tfc, monkeypatch):
+    """simulate() loads the compiled design as a shared library in one child process that serves
+    every later batch: no process, no compiler run per call (the per-layer dump still uses the
+    driver executable)."""
     import subprocess
 
     path, x, build = tfc
     simulate(build, x[:4])  # built (and loaded) already
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("spawned a process"))
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("spawned a process"))
     r = simulate(build, x[:9], threads=2)
     assert r.output.shape == (9, 10) and r.cycles_match
     assert sorted(p.name for p in (build / ".csim").rglob("libabcn_csim.so"))
