@@ -77,20 +77,28 @@ class DesignProcess:
 
     # -- the child ----------------------------------------------------------------------------------
     def _start(self) -> None:
-        self._mem = _mem_file()
-        self._map, self._size = None, 0
-        req_r, self._req = os.pipe()
-        self._rep, rep_w = os.pipe()
-        self._err = tempfile.TemporaryFile()
+        self.close()  # whatever a child that ended between batches left behind
+        self._pid = os.getpid()
+        try:
+            self._mem = _mem_file()
+            self._map, self._size = None, 0
+            req_r, self._req = os.pipe()
+            self._rep, rep_w = os.pipe()
+            self._err = tempfile.TemporaryFile()
+        except OSError as e:
+            self.close()
+            raise DesignLoadError(f"cannot set up the simulation process: {e.strerror}") from e
         fds = (self._mem.fileno(), req_r, rep_w)
         try:
             self._proc = subprocess.Popen([sys.executable, "-I", "-S", str(CHILD), self.lib_path, *map(str, fds)],
                                           stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err,
                                           pass_fds=fds, close_fds=True)
+        except OSError as e:
+            self.close()
+            raise DesignLoadError(f"cannot start the simulation process: {e.strerror}") from e
         finally:
             os.close(req_r)
             os.close(rep_w)
-        self._pid = os.getpid()
         raw = _read(self._rep, INFO.size)
         if not raw:
             raise DesignLoadError(self._death())
@@ -131,11 +139,13 @@ class DesignProcess:
                 proc.kill()
                 proc.wait()
         if self._pid == os.getpid():
-            for fd in (self._req, self._rep):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            for fd in (getattr(self, "_req", None), getattr(self, "_rep", None)):
+                if fd is not None:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            self._req = self._rep = None
         self._map = None
         for f in (getattr(self, "_mem", None), getattr(self, "_err", None)):
             if f is not None:
