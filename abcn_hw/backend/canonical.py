@@ -1,7 +1,7 @@
 """Deterministic tensor names for a lowered graph.
 
-The lowering names the tensors it creates with random strings (qonnx's make_new_valueinfo_name),
-so two lowerings of the same model differ in names only. The backend renames every tensor except
+Two lowerings of the same model may differ in tensor names only (a lowering written by another
+version, or a lowered graph renamed by a tool). The backend renames every tensor except
 the graph input and output to ``t<i>`` (in order of first appearance: initializers by first use,
 node outputs in node order) and replaces a renamed tensor's name inside node names, so the
 generated project (host graphs, io.json) is byte-identical for identical inputs. Semantics are
