@@ -12,6 +12,8 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 from ..errors import ContractError, OutputPathError, UnsupportedModelError, UsageError
 from .graphutil import copy_model
+from .modelfile import check_model, read_model
+from .ops._base import DOMAIN as OPS_DOMAIN
 from .patterns import PatternError
 from .passes import (AbsorbThresholds, AttachFunctions, FloatCombineRoundedLayers, GemmToMatMul, LayerRecord, LowerBinaryLayers,
                      MakeBatchDynamic, NormaliseOpsets, RemoveDeadNodes, RemoveIdentityOps)
@@ -61,6 +63,10 @@ def lower_layers(model: ModelWrapper | onnx.ModelProto, where: str | None = None
     still on the finest grid; the rest (:func:`finish`) can run on copies with different grids."""
     if isinstance(model, onnx.ModelProto):
         model = ModelWrapper(model)
+    check_model(model.model, where)
+    if any(n.domain == OPS_DOMAIN for n in model.graph.node):
+        raise UnsupportedModelError("the model is already lowered (it contains abcn-hw ops)", where,
+                                    "pass the QONNX export; 'abcn-hw compile' and 'verify' take a lowered graph as is")
     model = normalise(model)
     check_support(model, where)
     records: list[LayerRecord] = []
@@ -198,12 +204,7 @@ def lower_file(in_path: str | os.PathLike, out_path: str | os.PathLike, report: 
     from .contract import lower_to_contract
 
     in_path, out_path = Path(in_path), Path(out_path)
-    try:
-        proto = onnx.load(str(in_path))
-    except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError, Exception) as e:  # noqa: BLE001
-        if isinstance(e, UnsupportedModelError):
-            raise
-        raise UnsupportedModelError(f"cannot read the model: {e}", str(in_path), "pass a QONNX .onnx file") from e
+    proto = read_model(in_path)
     if calibration is None and inputs is not None:
         def calibration():
             return inputs, f"{len(inputs)} inputs"
