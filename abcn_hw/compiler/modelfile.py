@@ -207,6 +207,11 @@ def check_model(proto: onnx.ModelProto, where: str | None = None) -> None:
     if not g.output:
         raise _bad("the graph has no outputs", where)
     _check_names_and_order(g, inits, inputs[0].name, where)
+    try:  # onnx's own shape inference, strict: inconsistent shapes / types of standard ops
+        onnx.shape_inference.infer_shapes(proto, strict_mode=True)
+    except Exception as e:  # noqa: BLE001 - InferenceError, ValidationError, TypeError from the C++ side
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise _bad(f"the graph's shapes or types are inconsistent ({first})", where) from e
 
 
 def _check_functions(proto: onnx.ModelProto, where: str | None) -> None:
