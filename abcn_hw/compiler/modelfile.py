@@ -179,6 +179,7 @@ def check_model(proto: onnx.ModelProto, where: str | None = None) -> None:
                    where, "export with opset_version between 13 and " + str(newest))
     if not g.node:
         raise _bad("the graph is empty (no nodes)", where)
+    _check_text(proto, where)
     for node in g.node:
         for a in node.attribute:
             if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
@@ -208,10 +209,28 @@ def check_model(proto: onnx.ModelProto, where: str | None = None) -> None:
         raise _bad("the graph has no outputs", where)
     _check_names_and_order(g, inits, inputs[0].name, where)
     try:  # onnx's own shape inference, strict: inconsistent shapes / types of standard ops
-        onnx.shape_inference.infer_shapes(proto, strict_mode=True)
+        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
     except Exception as e:  # noqa: BLE001 - InferenceError, ValidationError, TypeError from the C++ side
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise _bad(f"the graph's shapes or types are inconsistent ({first})", where) from e
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        n = math.prod(max(int(d.dim_value), 1) for d in list(dims)[1:])
+        if n > MAX_ELEMENTS:
+            raise _bad(f"tensor {_q(vi.name)} would hold {n} elements per sample, more than {MAX_ELEMENTS}", where)
+
+
+def _check_text(proto: onnx.ModelProto, where: str | None) -> None:
+    """Names, op types and domains must be valid UTF-8 (protobuf hands invalid ones over as bytes)."""
+    g = proto.graph
+    fields = [(n.name, n.op_type, n.domain, *n.input, *n.output) for n in g.node]
+    fields += [(v.name,) for v in list(g.input) + list(g.output) + list(g.value_info)]
+    fields += [(t.name,) for t in g.initializer]
+    fields += [(o.domain,) for o in proto.opset_import]
+    for group in fields:
+        for text in group:
+            if not isinstance(text, str):
+                raise _bad(f"a name, op type or domain is not valid UTF-8 ({text[:60]!r})", where)
 
 
 def _check_functions(proto: onnx.ModelProto, where: str | None) -> None:

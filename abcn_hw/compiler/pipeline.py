@@ -27,9 +27,10 @@ IR_VERSION = 10
 GRID_KEY = "abcn_hw.coefficient_grid"
 
 
-def normalise(model: ModelWrapper) -> ModelWrapper:
+def normalise(model: ModelWrapper, where: str | None = None) -> ModelWrapper:
     """Clean-up of a (raw or cleaned) Brevitas export: standard opset first, constants folded,
-    shapes inferred, no-ops removed, Gemm -> MatMul."""
+    shapes inferred, no-ops removed, Gemm -> MatMul. A graph qonnx's transformations cannot
+    process (malformed attributes or custom ops) is an UnsupportedModelError naming the step."""
     from qonnx.transformation.fold_constants import FoldConstants
     from qonnx.transformation.general import GiveUniqueParameterTensors, RemoveStaticGraphInputs, RemoveUnusedTensors
     from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
@@ -43,7 +44,7 @@ def normalise(model: ModelWrapper) -> ModelWrapper:
     for t in (InferShapes(), GiveUniqueParameterTensors(),
               FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]),
               FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs()):
-        model = model.transform(t)
+        model = _qonnx_step(model, t, where)
     names = {n.name for n in model.graph.node}
     for i, node in enumerate(model.graph.node):
         if not node.name:
@@ -53,9 +54,19 @@ def normalise(model: ModelWrapper) -> ModelWrapper:
             names.add(node.name)
     for t in (RemoveIdentityOps(), GemmToMatMul(), RemoveDeadNodes()):
         t.apply(model)
-    model = model.transform(InferShapes())
+    model = _qonnx_step(model, InferShapes(), where)
     NormaliseOpsets(IR_VERSION).apply(model)
     return model
+
+
+def _qonnx_step(model: ModelWrapper, t, where: str | None) -> ModelWrapper:
+    try:
+        return model.transform(t)
+    except Exception as e:  # noqa: BLE001 - third-party code on an untrusted graph raises anything
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise UnsupportedModelError(f"qonnx's {type(t).__name__} cannot process the graph ({type(e).__name__}: "
+                                    f"{first})", where,
+                                    "the graph is malformed or uses ops qonnx does not know; re-export it") from e
 
 
 def lower_layers(model: ModelWrapper | onnx.ModelProto, where: str | None = None) -> tuple[ModelWrapper, list[LayerRecord]]:
@@ -67,7 +78,7 @@ def lower_layers(model: ModelWrapper | onnx.ModelProto, where: str | None = None
     if any(n.domain == OPS_DOMAIN for n in model.graph.node):
         raise UnsupportedModelError("the model is already lowered (it contains abcn-hw ops)", where,
                                     "pass the QONNX export; 'abcn-hw compile' and 'verify' take a lowered graph as is")
-    model = normalise(model)
+    model = normalise(model, where)
     check_support(model, where)
     records: list[LayerRecord] = []
     try:
