@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="abcn-fuzz-"))
     if work.exists() and args.work:
         shutil.rmtree(work)
-    work.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)
     outcomes: list[_fuzz.Outcome] = []
 
     def record(o: _fuzz.Outcome) -> None:
@@ -117,9 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         while time.time() < end:
             name, path = _fuzz.random_case(ctx, work / "hostile_random", hostile_i[0], rng)
             hostile_i[0] += 1
-            for o in _fuzz.run_hostile(name, path, ctx):
+            outs = _fuzz.run_hostile(name, path, ctx)
+            for o in outs:
                 record(o)
-            shutil.rmtree(path.parent, ignore_errors=True)
+            if not any(o.failed for o in outs):  # failing files stay (with --work) for a look
+                shutil.rmtree(path.parent, ignore_errors=True)
 
     for i, spec in enumerate(_draw_specs(args.seed, min(args.cases, 300))):
         if time.time() > deadline:

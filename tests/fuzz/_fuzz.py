@@ -688,8 +688,50 @@ def fixed_corpus(ctx: HostileContext, out: Path) -> list[tuple[str, Path]]:
         add(b("unknown custom-domain op"), lambda m: _unknown_op(m, "evil.domain"), base)
         add(b("If subgraph"), _if_node, base)
         add(b("recursive model-local function"), _recursive_function, base)
+    add("export: Transpose perm with a repeated axis", _repeated_perm)
+    add("export: op type not valid UTF-8", lambda m: _bad_utf8(m, exp_bytes), False)
+    add("lowered: weight padding bit set", _weight_padding_bit, ctx.lowered)
+    add("lowered: threshold direction 0", _zero_direction, ctx.lowered)
+    add("lowered: max-pool stride changed", _pool_stride, ctx.lowered)
     _external_files(out, cases)
     return cases
+
+
+def _repeated_perm(m: onnx.ModelProto) -> onnx.ModelProto:
+    node = next(n for n in m.graph.node if n.op_type == "Transpose")
+    a = next(a for a in node.attribute if a.name == "perm")
+    a.ints[:] = [0] * len(a.ints)
+    return m
+
+
+def _bad_utf8(_, data: bytes) -> bytes:
+    return data.replace(b"BipolarQuant", b"Bipolar\xeauant", 1)
+
+
+def _weight_padding_bit(m: onnx.ModelProto) -> onnx.ModelProto:
+    """The first packed weight gets a 1 in its zero padding (bits beyond K)."""
+    node = next(n for n in m.graph.node if n.op_type.startswith("XnorPopcount"))
+    t = next(t for t in m.graph.initializer if t.name == node.input[1])
+    w = numpy_helper.to_array(t).copy()
+    w[..., -1] |= 1
+    t.CopyFrom(numpy_helper.from_array(w, t.name))
+    return m
+
+
+def _zero_direction(m: onnx.ModelProto) -> onnx.ModelProto:
+    node = next(n for n in m.graph.node if n.op_type == "MultiBaseThreshold")
+    t = next(t for t in m.graph.initializer if t.name == node.input[3])
+    s = numpy_helper.to_array(t).copy()
+    s[0] = 0
+    t.CopyFrom(numpy_helper.from_array(s, t.name))
+    return m
+
+
+def _pool_stride(m: onnx.ModelProto) -> onnx.ModelProto:
+    node = next(n for n in m.graph.node if n.op_type == "BitMaxPool")
+    a = next(a for a in node.attribute if a.name == "strides")
+    a.ints[-1] = 7
+    return m
 
 
 def _external_files(out: Path, cases: list[tuple[str, Path]]) -> None:

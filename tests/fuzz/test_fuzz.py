@@ -23,7 +23,18 @@ FAST_SLICE = ("empty file", "truncated at 50.0%", "random bytes", "export: missi
               "export: NaN weight", "export: external data: ../ outside the folder",
               "export: external data: link to outside", "export: external data: FIFO in the folder",
               "export: duplicate tensor names", "export: empty graph", "export: recursive model-local function",
-              "lowered: cyclic graph", "lowered: Inf constant", "lowered: external data: absolute path")
+              "lowered: cyclic graph", "lowered: Inf constant", "lowered: external data: absolute path",
+              "export: Transpose perm with a repeated axis", "export: op type not valid UTF-8")
+
+
+def test_inconsistent_lowered_graphs_refused_by_compile(ctx, corpus):
+    """Lowered graphs whose packed weights, threshold directions or pool geometry disagree with the
+    convention: compile refuses them (these compiled, and C simulation then differed from the graph)."""
+    for name, reason in (("weight padding bit set", "padding bits must be 0"),
+                         ("threshold direction 0", "directions must be +1 or -1"), ("max-pool stride changed", "")):
+        outs = _fuzz.run_hostile(f"lowered: {name}", corpus[f"lowered: {name}"], ctx, commands=("compile",))
+        _assert_clean(outs)
+        assert reason in outs[0].reason, outs[0].reason
 
 
 @pytest.fixture(scope="module")
