@@ -213,11 +213,13 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 def _net_via_cli(model: str, work: Path):
     """The same through `abcn-hw` processes: exit code 0, or one error line and nothing written."""
-    steps = [("lower", ["lower", model, "--out", "lowered.onnx"], work / "lowered.onnx"),
+    steps = [("lower", ["lower", model, "--out", "lowered.onnx", "--report", "--inputs", "x.npy", "--json"],
+              work / "lowered.onnx"),
              ("compile", ["compile", "lowered.onnx", "--out", "build"], work / "build"),
              ("verify", ["verify", "lowered.onnx", "build", "--inputs", "x.npy", "--json"], None)]
     import json
 
+    rep = {}
     for stage, args, target in steps:
         p = _cli(args, work)
         if p.returncode != 0 and stage != "verify":
@@ -225,14 +227,15 @@ def _net_via_cli(model: str, work: Path):
             if problem:
                 raise RuntimeError(f"abcn-hw {stage}: {problem}")
             return stage, p.stderr.strip()
+        if stage == "lower":
+            rep = json.loads(p.stdout)
     try:
         d = json.loads(p.stdout)
     except ValueError as e:
         raise RuntimeError(f"abcn-hw verify exit {p.returncode}: {p.stderr.strip()[-300:]}") from e
-    low = d.get("lowered_vs_exported") or {}
     return "verify", {"bit_exact": d["bit_exact"], "mismatches": d["mismatches"], "verify_ok": p.returncode == 0,
-                      "first_mismatch_layer": d.get("first_mismatch_layer"), "lowering_exact": True,
-                      "output_equal": low.get("output_equal"), "agreement": d.get("prediction_agreement")}
+                      "first_mismatch_layer": d.get("first_mismatch_layer"), "lowering_exact": rep["exact"],
+                      "output_equal": rep["output_equal"], "agreement": rep["prediction_agreement"]}
 
 
 # -- hostile files --------------------------------------------------------------------------------------------
