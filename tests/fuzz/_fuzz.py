@@ -693,6 +693,7 @@ def fixed_corpus(ctx: HostileContext, out: Path) -> list[tuple[str, Path]]:
         add(b("recursive model-local function"), _recursive_function, base)
     add("export: Transpose perm with a repeated axis", _repeated_perm)
     add("export: op type not valid UTF-8", lambda m: _bad_utf8(m, exp_bytes), False)
+    add("export: weight scale of a transposed shape", _transposed_scale)
     add("lowered: weight padding bit set", _weight_padding_bit, ctx.lowered)
     add("lowered: threshold direction 0", _zero_direction, ctx.lowered)
     add("lowered: max-pool stride changed", _pool_stride, ctx.lowered)
@@ -705,6 +706,18 @@ def _repeated_perm(m: onnx.ModelProto) -> onnx.ModelProto:
     a = next(a for a in node.attribute if a.name == "perm")
     a.ints[:] = [0] * len(a.ints)
     return m
+
+
+def _transposed_scale(m: onnx.ModelProto) -> onnx.ModelProto:
+    """The per-channel scale (O, 1) of a BipolarQuant weight (O, K) given as (1, O): does not broadcast."""
+    init = {t.name: t for t in m.graph.initializer}
+    for n in m.graph.node:
+        t = init.get(n.input[1]) if n.op_type == "BipolarQuant" and len(n.input) > 1 else None
+        if t is not None and len(t.dims) == 2 and t.dims[1] == 1 and t.dims[0] > 1:
+            a = numpy_helper.to_array(t)
+            t.CopyFrom(numpy_helper.from_array(a.reshape(a.shape[::-1]), t.name))
+            return m
+    raise AssertionError("no per-channel BipolarQuant scale in the base model")
 
 
 def _bad_utf8(_, data: bytes) -> bytes:

@@ -24,7 +24,8 @@ FAST_SLICE = ("empty file", "truncated at 50.0%", "random bytes", "export: missi
               "export: external data: link to outside", "export: external data: FIFO in the folder",
               "export: duplicate tensor names", "export: empty graph", "export: recursive model-local function",
               "lowered: cyclic graph", "lowered: Inf constant", "lowered: external data: absolute path",
-              "export: Transpose perm with a repeated axis", "export: op type not valid UTF-8")
+              "export: Transpose perm with a repeated axis", "export: op type not valid UTF-8",
+              "export: weight scale of a transposed shape")
 
 
 def test_inconsistent_lowered_graphs_refused_by_compile(ctx, corpus):
