@@ -11,7 +11,7 @@ Two kinds of cases, each ending in one :class:`Outcome`:
   (rounded, < 99.9 % agreement, and nothing refused it), ``traceback`` (any other exception).
 * ``hostile``: a corrupted or hostile model file through ``abcn-hw lower / compile / verify /
   summary`` (cli.main in process): it must exit non-zero with one line ``abcn-hw <cmd>: error: ...``
-  (no control characters) and write nothing at the output location; anything else is ``traceback``
+  (at most a few indented detail lines after it; no control characters) and write nothing at the output location; anything else is ``traceback``
   or ``bad-error``.
 """
 from __future__ import annotations
@@ -250,11 +250,11 @@ def check_error(cmd: str, rc: int, stderr: str, target: Path | None) -> str | No
         return "exit code 0"
     if "Traceback" in stderr:
         return "traceback: " + (lines[-1][:300] if lines else "")
-    if len(lines) != 1:
-        return f"{len(lines)} lines on stderr: {stderr.strip()[:300]!r}"
     if not lines[0].startswith(f"abcn-hw {cmd}: error: "):
         return f"not an abcn-hw error line: {lines[0][:300]!r}"
-    if CTRL.search(lines[0]):
+    if len(lines) > 12 or any(not l.startswith("  ") for l in lines[1:]):  # grouped problems: indented details
+        return f"{len(lines)} lines on stderr: {stderr.strip()[:300]!r}"
+    if any(CTRL.search(l) for l in lines):
         return f"control characters in the error line: {lines[0][:300]!r}"
     if target is not None and (target.exists() or target.with_name(target.name + ".tmp").exists()):
         return f"wrote {target.name} although it failed"

@@ -114,7 +114,7 @@ def test_external_data_inside_the_folder_loads(ctx, tmp_path, monkeypatch):
 def test_error_line_escapes_control_characters():
     from abcn_hw.cli import _error_line
 
-    line = _error_line("lower", "node '\x1b[31mred\x07' is\nbad\r(x)")
+    line = _error_line("lower", "node '\x1b[31mred\x07' is\tbad\r(x)")
     assert "\n" not in line and "\x1b" not in line and "\x07" not in line
     assert "\\x1b[31mred\\x07" in line and line.startswith("abcn-hw lower: error: ")
 
