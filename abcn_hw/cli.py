@@ -100,10 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _error_line(name: str, message: str) -> str:
-    """One line; an error's detail lines (grouped problems) follow it, indented."""
+    """One line; an error's detail lines (grouped problems) follow it, indented. Whitespace runs are
+    collapsed and other control characters (from untrusted names) escaped."""
+    def clean(text: str) -> str:
+        text = " ".join(text.split())
+        return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
     head, *details = str(message).split("\n")
-    return "\n".join([f"{PROG} {name}: error: {' '.join(head.split())}"]
-                     + ["  " + " ".join(d.split()) for d in details if d.strip()])
+    return "\n".join([f"{PROG} {name}: error: {clean(head)}"] + ["  " + clean(d) for d in details if d.strip()])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,9 +389,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _load_inputs(path: str | None, model_path: str, images: int, data_dir: str | None, dataset: str | None):
     """X for measuring: a .npy file, or the test split of a dataset reshaped to the model input."""
     import numpy as np
-    import onnx
 
-    proto = onnx.load(model_path, load_external_data=False)
+    from .compiler.modelfile import read_model
+
+    proto = read_model(model_path)
     dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim][1:]
     if path is not None:
         try:

@@ -349,7 +349,7 @@ def _tensor_shapes(proto: onnx.ModelProto, gin, in_dims, names: list[str], where
             m.graph.output.append(helper.make_empty_tensor_value_info(n))
             have.add(n)
     so = ort.SessionOptions()
-    so.log_severity_level = 3
+    so.log_severity_level = 4  # failures become our one-line error; no ORT log lines
     try:
         sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
         out = sess.run(names, {gin.name: np.zeros([1] + list(in_dims[1:]), np.float32)})
@@ -467,6 +467,8 @@ def _matrix_layer(idx: int, mat, act, init: dict, shapes: dict, inp: InputSpec, 
         c = k_len
     if kb * 8 < k_len or kb % 8:
         raise ValueError(f"packed weights {wp.shape} do not hold K={k_len} bits")
+    if np.unpackbits(np.asarray(wp, np.uint8), axis=-1)[..., k_len:].any():
+        raise ValueError(f"packed weights {wp.shape} have bits set beyond K={k_len} (padding bits must be 0)")
     bits = _unpack(wp, k_len)  # (M, O, K) lowered order
     if conv:
         bits = bits.reshape(m, o, c, geom.kh, geom.kw).transpose(0, 1, 3, 4, 2).reshape(m, o, k_len)
@@ -518,6 +520,8 @@ def _matrix_layer(idx: int, mat, act, init: dict, shapes: dict, inp: InputSpec, 
         s = init[dir_in].astype(np.int64).reshape(-1)
         if t.ndim != 2 or t.shape[1] != o or s.shape != (o,):
             raise ValueError(f"threshold shapes {t.shape}, {s.shape} do not match O={o}")
+        if not np.isin(s, (-1, 1)).all():
+            raise ValueError("threshold directions must be +1 or -1")
         if t.shape[0] > limits.MAX_BASES:
             raise ValueError(f"{t.shape[0]} output bases (limit {limits.MAX_BASES})")
         layer.thr = np.clip(t, -(acc_max + 1), acc_max + 1)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import OutputPathError, UnsupportedModelError, UsageError
+from ..errors import OutputPathError, UsageError
 from . import emit
 from .folding import DEFAULT_CLOCK_MHZ, Estimate, auto_folding, build_stages, default_folding, estimate, read_folding
 from .canonical import canonicalize
@@ -85,11 +85,9 @@ def _load(model, where: str | None, calibration=None, min_agreement: float | Non
     elif isinstance(model, onnx.ModelProto):
         proto = model
     else:
-        try:
-            proto = onnx.load(str(model))
-        except Exception as e:  # noqa: BLE001 - protobuf raises many types
-            raise UnsupportedModelError(f"cannot read the model: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}",
-                                        where, "pass a QONNX or lowered .onnx file") from e
+        from ..compiler.modelfile import read_model
+
+        proto = read_model(model, where)
     if is_lowered(proto):
         return canonicalize(proto), None
     from ..compiler.contract import DEFAULT_MIN_AGREEMENT, MAX_ACC_BITS, default_calibration, lower_to_contract

@@ -13,6 +13,8 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 
+from ..errors import UnsupportedModelError
+
 from .ops._base import FunctionBuilder
 from .patterns import QONNX_DOMAINS
 
@@ -74,17 +76,29 @@ def session(model: onnx.ModelProto, optimize: bool = False) -> ort.InferenceSess
     if not optimize:
         # the reference must run each exported node as exported (no Conv+BatchNorm fusion etc.)
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    so.log_severity_level = 4  # a failure becomes the one-line error below, not ORT log lines
+    try:
+        return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises Fail, InvalidGraph, ... on a malformed graph
+        raise UnsupportedModelError(f"onnxruntime cannot run the model: {_first_line(e)}",
+                                    fix="the graph is inconsistent (shapes or types); re-export it") from e
 
 
 def run(sess: ort.InferenceSession, x: np.ndarray, batch: int = 256, outputs: list[str] | None = None) -> list[np.ndarray]:
     name = sess.get_inputs()[0].name
     res: list[list[np.ndarray]] = []
     for i in range(0, len(x), batch):
-        out = sess.run(outputs, {name: np.ascontiguousarray(x[i:i + batch], np.float32)})
+        try:
+            out = sess.run(outputs, {name: np.ascontiguousarray(x[i:i + batch], np.float32)})
+        except Exception as e:  # noqa: BLE001 - a malformed graph fails at run time in many ways
+            raise UnsupportedModelError(f"onnxruntime cannot run the model: {_first_line(e)}",
+                                        fix="the graph is inconsistent (shapes or types); re-export it") from e
         res.append(out)
     return [np.concatenate([r[j] for r in res], axis=0) for j in range(len(res[0]))]
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
 
 
 __all__ = ["runnable_export", "session", "run"]

@@ -61,6 +61,15 @@ class WeightOperand:
     kernel: tuple[int, ...] = ()  # (kh, kw) for convs
 
 
+def _scale_like(q: NodeProto, scale, w: np.ndarray) -> np.ndarray:
+    """The quantizer's scale broadcast to the weights' shape (a PatternError if it does not broadcast)."""
+    try:
+        return np.broadcast_to(scale, w.shape)
+    except ValueError:
+        raise PatternError(q, f"scale of shape {np.shape(scale)} does not broadcast to the weights' shape "
+                              f"{w.shape}") from None
+
+
 def weight_transpose(model: ModelWrapper, tensor: str, nodes: list[NodeProto]) -> tuple[str, list | None]:
     """An optional Transpose of the weights (a matmul's): (tensor below it, its perm or None)."""
     perm = None
@@ -91,7 +100,7 @@ def weight_operand(model: ModelWrapper, tensor: str, conv: bool) -> WeightOperan
             nodes.append(bq)
             continue
         w = bipolar_weight(model, bq)
-        b2, a, kernel = weight_base(bq, w, np.broadcast_to(_bq_scale(model, bq), w.shape), perm, conv)
+        b2, a, kernel = weight_base(bq, w, _scale_like(bq, _bq_scale(model, bq), w), perm, conv)
         nodes.append(bq)
         bits.append(b2)
         alphas.append(a)
@@ -147,9 +156,9 @@ def _kbit_weight_bases(model: ModelWrapper, q: NodeProto, perm, conv: bool):
     if zp != 0.0 or lo + hi != 0:
         raise PatternError(q, f"k-bit weight range [{lo}, {hi}] is not symmetric (use narrow range, zero point 0)")
     w = np.asarray(w, np.float32)
-    s = np.asarray(s, np.float32)
-    codes = _codes(w, np.broadcast_to(s, w.shape), lo, hi)
-    half = np.broadcast_to(s, w.shape).astype(np.float32) / np.float32(2)
+    s = _scale_like(q, np.asarray(s, np.float32), w)
+    codes = _codes(w, s, lo, hi)
+    half = s.astype(np.float32) / np.float32(2)
     for j in range(1, hi - lo + 1):
         b = (codes >= lo + j).astype(np.uint8)
         a = half

@@ -12,6 +12,8 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 from ..errors import ContractError, OutputPathError, UnsupportedModelError, UsageError
 from .graphutil import copy_model
+from .modelfile import check_model, read_model
+from .ops._base import DOMAIN as OPS_DOMAIN
 from .patterns import PatternError
 from .passes import (AbsorbThresholds, AttachFunctions, FloatCombineRoundedLayers, GemmToMatMul, LayerRecord, LowerBinaryLayers,
                      MakeBatchDynamic, NormaliseOpsets, PruneAnnotations, RemoveDeadNodes, RemoveIdentityOps,
@@ -39,9 +41,10 @@ def _transform(model: ModelWrapper, t) -> ModelWrapper:
     return model
 
 
-def normalise(model: ModelWrapper) -> ModelWrapper:
+def normalise(model: ModelWrapper, where: str | None = None) -> ModelWrapper:
     """Clean-up of a (raw or cleaned) Brevitas export: standard opset first, constants folded,
-    shapes inferred, no-ops removed, Gemm -> MatMul."""
+    shapes inferred, no-ops removed, Gemm -> MatMul. A graph qonnx's transformations cannot
+    process (malformed attributes or custom ops) is an UnsupportedModelError naming the step."""
     from qonnx.transformation.fold_constants import FoldConstants
     from qonnx.transformation.general import RemoveStaticGraphInputs, RemoveUnusedTensors
     from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
@@ -56,7 +59,7 @@ def normalise(model: ModelWrapper) -> ModelWrapper:
     for t in (InferShapes(), UnshareParameterTensors(),
               FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]),
               FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs()):
-        model = _transform(model, t)
+        model = _qonnx_step(model, t, where)
     names = {n.name for n in model.graph.node}
     for i, node in enumerate(model.graph.node):
         if not node.name:
@@ -66,9 +69,19 @@ def normalise(model: ModelWrapper) -> ModelWrapper:
             names.add(node.name)
     for t in (RemoveIdentityOps(), GemmToMatMul(), RemoveDeadNodes()):
         t.apply(model)
-    model = _transform(model, InferShapes())
+    model = _qonnx_step(model, InferShapes(), where)
     NormaliseOpsets(IR_VERSION).apply(model)
     return model
+
+
+def _qonnx_step(model: ModelWrapper, t, where: str | None) -> ModelWrapper:
+    try:
+        return _transform(model, t)
+    except Exception as e:  # noqa: BLE001 - third-party code on an untrusted graph raises anything
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise UnsupportedModelError(f"qonnx's {type(t).__name__} cannot process the graph ({type(e).__name__}: "
+                                    f"{first})", where,
+                                    "the graph is malformed or uses ops qonnx does not know; re-export it") from e
 
 
 def lower_layers(model: ModelWrapper | onnx.ModelProto, where: str | None = None) -> tuple[ModelWrapper, list[LayerRecord]]:
@@ -76,7 +89,11 @@ def lower_layers(model: ModelWrapper | onnx.ModelProto, where: str | None = None
     still on the finest grid; the rest (:func:`finish`) can run on copies with different grids."""
     if isinstance(model, onnx.ModelProto):
         model = ModelWrapper(model)
-    model = normalise(model)
+    check_model(model.model, where)
+    if any(n.domain == OPS_DOMAIN for n in model.graph.node):
+        raise UnsupportedModelError("the model is already lowered (it contains abcn-hw ops)", where,
+                                    "pass the QONNX export; 'abcn-hw compile' and 'verify' take a lowered graph as is")
+    model = normalise(model, where)
     check_support(model, where)
     records: list[LayerRecord] = []
     try:
@@ -213,12 +230,7 @@ def lower_file(in_path: str | os.PathLike, out_path: str | os.PathLike, report: 
     from .contract import lower_to_contract
 
     in_path, out_path = Path(in_path), Path(out_path)
-    try:
-        proto = onnx.load(str(in_path))
-    except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError, Exception) as e:  # noqa: BLE001
-        if isinstance(e, UnsupportedModelError):
-            raise
-        raise UnsupportedModelError(f"cannot read the model: {e}", str(in_path), "pass a QONNX .onnx file") from e
+    proto = read_model(in_path)
     if calibration is None and inputs is not None:
         def calibration():
             return inputs, f"{len(inputs)} inputs"

@@ -19,19 +19,13 @@ def _count(n: int) -> str:
 
 def summarise_model(path: str) -> tuple[NetworkGain, dict]:
     """Lower ``path`` in memory; returns (gain, lowering report dict)."""
-    import onnx
     from qonnx.core.modelwrapper import ModelWrapper
 
     from ..compiler import lower
-    from ..errors import UsageError
+    from ..compiler.modelfile import read_model
 
-    try:
-        proto = onnx.load(str(path))
-    except FileNotFoundError as e:
-        raise UsageError(f"no such model file: {path}", fix="pass a QONNX .onnx file") from e
-    except Exception as e:  # onnx raises DecodeError and friends for foreign files
-        raise UsageError(f"not an ONNX model: {path} ({type(e).__name__})", fix="pass a QONNX .onnx file") from e
-    _, report = lower(ModelWrapper(proto))
+    proto = read_model(path)
+    _, report = lower(ModelWrapper(proto), where=str(path))
     rep = report.to_dict()
     return network_gain(rep), rep
 

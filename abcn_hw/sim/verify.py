@@ -132,10 +132,9 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_
     x = check_inputs(io, x)
     where = str(model) if isinstance(model, (str, os.PathLike)) else None
     if isinstance(model, (str, os.PathLike)):
-        try:
-            proto = onnx.load(str(model))
-        except Exception as e:  # noqa: BLE001
-            raise UsageError(f"cannot read the model: {type(e).__name__}", where) from e
+        from ..compiler.modelfile import read_model
+
+        proto = read_model(model, where)
     else:
         proto = model.model if isinstance(model, ModelWrapper) else model
     try:

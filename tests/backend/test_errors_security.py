@@ -156,9 +156,15 @@ def test_size_limits_refused_before_writing(tfc, tmp_path, monkeypatch):
     t.dims.extend([16, 1 << 20, 1 << 10])
     p = tmp_path / "huge.onnx"
     onnx.save(proto, p)
-    with pytest.raises(UnsupportedModelError, match="weight bits"):
+    with pytest.raises(UnsupportedModelError, match="elements"):  # the model loader's check, before any parsing
         compile(p, tmp_path / "b")
     assert not (tmp_path / "b").exists()
+    # the backend's own per-layer limit on a well-formed model
+    monkeypatch.setattr(limits, "MAX_LAYER_WEIGHT_BITS", 1000)
+    with pytest.raises(UnsupportedModelError, match="weight bits"):
+        compile(tfc[0], tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    monkeypatch.setattr(limits, "MAX_LAYER_WEIGHT_BITS", 1 << 26)
     # total limit with realistic sizes
     monkeypatch.setattr(limits, "MAX_TOTAL_WEIGHT_BITS", 1000)
     with pytest.raises(UnsupportedModelError, match="limit"):
