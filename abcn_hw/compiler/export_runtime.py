@@ -13,8 +13,8 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 
+from .. import progress
 from ..errors import UnsupportedModelError
-
 from .ops._base import FunctionBuilder
 from .patterns import QONNX_DOMAINS
 
@@ -94,6 +94,7 @@ def run(sess: ort.InferenceSession, x: np.ndarray, batch: int = 256, outputs: li
             raise UnsupportedModelError(f"onnxruntime cannot run the model: {_first_line(e)}",
                                         fix="the graph is inconsistent (shapes or types); re-export it") from e
         res.append(out)
+        progress.advance(len(out[0]) if out else 0)  # a caller's bar, if one is open (abcn_hw.progress)
     return [np.concatenate([r[j] for r in res], axis=0) for j in range(len(res[0]))]
 
 
