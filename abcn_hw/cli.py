@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
-from .errors import AbcnError, DataError, OutputPathError, UsageError
+from .errors import AbcnError, UsageError
 
 PROG = "abcn-hw"
 
@@ -229,6 +229,7 @@ def _train_config(args: argparse.Namespace):
     arg("--resume", action="store_true", help="continue the unfinished run in --out from its last finished epoch"),
     arg("--force", action="store_true", help="overwrite a finished run in --out (or write into a non-empty folder)"),
     arg("--quiet", action="store_true", help="no progress bars or per-epoch lines"),
+    arg("--json", action="store_true", help="print metrics.json when done (implies --quiet)"),
     arg("--device", choices=("auto", "cpu", "cuda"), default="auto", help=argparse.SUPPRESS),
     arg("--limit-train", type=int, help=argparse.SUPPRESS),
     arg("--limit-test", type=int, help=argparse.SUPPRESS),
@@ -241,67 +242,19 @@ def _train_config(args: argparse.Namespace):
 )
 def cmd_train(args: argparse.Namespace) -> int:
     """Train, export and measure one model."""
-    from .train import train_run
+    from .api import fit_config
 
-    cfg = _train_config(args)
-    result = train_run(cfg)
-    return 0 if result is not None else 1
+    if args.json:
+        args.quiet = True
+    result = fit_config(_train_config(args))
+    if args.json and len(result):  # (only rank 0 has the metrics under torchrun)
+        _emit_json(result.to_dict())
+    return 0
+
+
 
 
 # -- export ----------------------------------------------------------------------------------------
-
-def _resolve_checkpoint(path: str) -> Path:
-    p = Path(path)
-    return p / "model.pt" if p.is_dir() else p
-
-
-def _eval_inputs(model, run_dir: Path | None, dataset: str | None, data_dir: str | None, limit: int | None,
-                 strict: bool):
-    """(images, labels, description) to measure on: --dataset/--data-dir, else the run's
-    metrics.json, else the model's default dataset. With ``strict`` False, falls back to random
-    images when no dataset can be loaded."""
-    import numpy as np
-
-    from .data import load_dataset
-    from .train import read_metrics
-
-    metrics = read_metrics(run_dir) if run_dir is not None else None
-    if metrics:
-        dataset = dataset or metrics.get("dataset")
-        data_dir = data_dir if data_dir is not None else metrics.get("data_dir")
-        limit = limit if limit is not None else metrics.get("limit_test")
-    if dataset is None:
-        from .models import MODELS
-
-        spec = MODELS.get(model.config.get("name"))
-        dataset = spec.default_dataset if spec else None
-    try:
-        if dataset is None:
-            raise UsageError("cannot tell which dataset to use", fix="pass --dataset")
-        ds = load_dataset(dataset, data_dir, limit_test=limit, limit_train=1)
-    except DataError:
-        if strict:
-            raise
-        shape = tuple(model.config["input_shape"])
-        rng = np.random.default_rng(0)
-        n = limit or 64
-        images = (rng.integers(0, 256, size=(n,) + shape) / 255.0).astype(np.float32)
-        return images, None, f"{n} random images (no {dataset} data: pass --data-dir for test images)"
-    if tuple(ds.input_shape) != tuple(model.config["input_shape"]):
-        raise UsageError(f"dataset {ds.name} has input shape {tuple(ds.input_shape)}, the model takes "
-                         f"{tuple(model.config['input_shape'])}", fix="pass the --dataset the model was trained on")
-    return ds.test.images, ds.test.labels, f"{len(ds.test)} {ds.name} test images ({ds.source})"
-
-
-def _check_out_file(out: Path, force: bool) -> None:
-    from .train.rundir import check_writable
-
-    if out.exists() and not out.is_file():
-        raise OutputPathError("--out exists and is not a file", str(out), "choose a file path ending in .onnx")
-    if out.exists() and not force:
-        raise OutputPathError("--out already exists", str(out), "pass --force to overwrite it")
-    check_writable(out.parent, "--out folder")
-
 
 @command(
     "export", "re-export a checkpoint to QONNX and check its fidelity",
@@ -311,31 +264,16 @@ def _check_out_file(out: Path, force: bool) -> None:
     arg("--data-dir", help="folder with the dataset files"),
     arg("--images", type=int, default=64, metavar="K", help="test images for the fidelity check (default 64)"),
     arg("--force", action="store_true", help="overwrite an existing --out"),
+    arg("--json", action="store_true", help="print a JSON object instead of text"),
 )
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a checkpoint to QONNX; print the fidelity summary on a few test images."""
-    from .qonnx_export import export_to_qonnx
-    from .train import load_checkpoint, measure_export
+    from .api import export
 
-    if args.images < 1:
-        raise UsageError(f"--images must be >= 1, got {args.images}")
-    out = Path(args.out)
-    _check_out_file(out, args.force)
-    ckpt = _resolve_checkpoint(args.checkpoint)
-    model = load_checkpoint(ckpt)
-    images, labels, what = _eval_inputs(model, ckpt.parent, args.dataset, args.data_dir, args.images,
-                                        strict=args.dataset is not None or args.data_dir is not None)
-    images, labels = images[:args.images], None if labels is None else labels[:args.images]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    export_to_qonnx(model, tuple(model.config["input_shape"]), out)
-    report = measure_export(model, out, images, labels)
-    print(f"wrote {out}")
-    print(f"{report.fidelity.summary()} ({what})")
-    from .models.exactness import export_exactness
-
-    exactness = export_exactness(model)
-    print(f"export: {exactness.summary()}" + ("" if exactness.exact else "; equal to PyTorch only within a tolerance"))
-    if not report.fidelity.ok:
+    res = export(args.checkpoint, args.out, images=args.images, dataset=args.dataset, data_dir=args.data_dir,
+                 force=args.force)
+    print(res.to_json() if args.json else res)
+    if not res.export_fidelity["ok"]:
         print("warning: the export does not reproduce the PyTorch model exactly", file=sys.stderr)
     return 0
 
@@ -352,64 +290,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 )
 def cmd_eval(args: argparse.Namespace) -> int:
     """Accuracy of the checkpoint (PyTorch) and of its QONNX export (executed), and their fidelity."""
-    import tempfile
+    from .api import evaluate
 
-    from .qonnx_export import export_to_qonnx
-    from .train import load_checkpoint, measure_export
-
-    if args.limit_test is not None and args.limit_test < 1:
-        raise UsageError(f"--limit-test must be >= 1, got {args.limit_test}")
-    run = Path(args.run)
-    ckpt = _resolve_checkpoint(args.run)
-    run_dir = run if run.is_dir() else run.parent
-    model = load_checkpoint(ckpt)
-    images, labels, what = _eval_inputs(model, run_dir, args.dataset, args.data_dir, args.limit_test, strict=True)
-    onnx_path = run_dir / "model.onnx"
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = not (run.is_dir() and onnx_path.is_file())
-        if fresh:
-            onnx_path = Path(tmp) / "model.onnx"
-            export_to_qonnx(model, tuple(model.config["input_shape"]), onnx_path)
-        report = measure_export(model, onnx_path, images, labels)
-    result = {"checkpoint": str(ckpt), "qonnx": None if fresh else str(onnx_path), "images": what,
-              "test_accuracy": report.model_accuracy, "export_test_accuracy": report.accuracy,
-              "export_fidelity": report.fidelity_json()}
-    if args.json:
-        _emit_json(result)
-        return 0
-    print(f"measured on {what}")
-    print(f"checkpoint accuracy: {_pct(report.model_accuracy)} ({ckpt})")
-    print(f"export accuracy:     {_pct(report.accuracy)} ({'fresh export' if fresh else onnx_path})")
-    print(report.fidelity.summary())
+    res = evaluate(args.run, dataset=args.dataset, data_dir=args.data_dir, limit_test=args.limit_test)
+    print(res.to_json() if args.json else res)
     return 0
 
 
 # -- lower / summary -------------------------------------------------------------------------------
-
-def _load_inputs(path: str | None, model_path: str, images: int, data_dir: str | None, dataset: str | None):
-    """X for measuring: a .npy file, or the test split of a dataset reshaped to the model input."""
-    import numpy as np
-
-    from .compiler.modelfile import read_model
-
-    proto = read_model(model_path)
-    dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim][1:]
-    if path is not None:
-        try:
-            x = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise UsageError(f"cannot read --inputs {path}: {e}", fix="pass a .npy file of float32 inputs") from e
-        return x, f"{len(x)} inputs from {path}"
-    from .data import load_dataset
-
-    ds = load_dataset(dataset or "mnist", data_dir, limit_test=images)
-    x = ds.test.images
-    want = int(np.prod(dims)) if dims and all(dims) else None
-    if want != int(np.prod(x.shape[1:])):
-        raise UsageError(f"the model takes inputs of shape {dims}, {ds.name} images are {list(x.shape[1:])}",
-                         fix="pass --inputs X.npy with inputs of the model's shape")
-    return x.reshape((len(x),) + tuple(dims)), f"{len(x)} {ds.name} test images ({ds.source})"
-
 
 CONTRACT_ARGS = (
     arg("--min-agreement", type=float, metavar="A",
@@ -453,42 +341,14 @@ def contract_options(args: argparse.Namespace) -> tuple[float, int]:
                 "when no grid within --max-acc-bits meets it, nothing is written (exit 2, the layer named).",
 )
 def cmd_lower(args: argparse.Namespace) -> int:
-    from .compiler import lower_file
+    from .api import lower
 
-    out = Path(args.out)
-    _check_out_file(out, args.force)
-    if args.images < 1:
-        raise UsageError(f"--images must be >= 1, got {args.images}")
-    if not Path(args.model).is_file():
-        raise UsageError(f"no such model file: {args.model}", fix="pass the QONNX file written by 'abcn-hw train'")
     min_agreement, max_acc_bits = contract_options(args)
-    x, what = (None, None)
-    if args.report:
-        x, what = _load_inputs(args.inputs, args.model, args.images, args.data_dir, args.dataset)
-
-    def calibration():
-        if x is not None:
-            return x, what
-        if args.inputs:
-            return _load_inputs(args.inputs, args.model, args.images, args.data_dir, args.dataset)
-        try:  # the default dataset, where it fits the model's input shape
-            return _load_inputs(None, args.model, args.images, args.data_dir, args.dataset)
-        except UsageError:
-            return None
-
-    rep = lower_file(args.model, out, report=args.report, inputs=x, calibration=calibration,
-                     min_agreement=min_agreement, max_acc_bits=max_acc_bits)
-    if args.json:
-        _emit_json(rep.to_dict() | {"inputs": what, "out": str(out)})
-        return 0
-    if args.report:
-        print(f"measured on {what}")
-        print(rep.table())
-    elif rep.calibration_agreement is not None:
-        print(rep.contract_line())
-    print(f"wrote {out} ({len(rep.layers)} layers, {'all exact' if rep.exact else 'some layers rounded'})")
+    res = lower(args.model, args.out, inputs=args.inputs, measure=args.report, images=args.images,
+                dataset=args.dataset, data_dir=args.data_dir, force=args.force, quiet=args.json,
+                min_agreement=min_agreement, max_acc_bits=max_acc_bits)
+    print(res.to_json() if args.json else res)
     return 0
-
 
 
 @command(
@@ -497,14 +357,95 @@ def cmd_lower(args: argparse.Namespace) -> int:
     arg("--json", action="store_true", help="machine-readable output"),
 )
 def cmd_summary(args: argparse.Namespace) -> int:
-    from .report.summary import summarise_model, summary_text
+    from .api import summary
 
-    gain, rep = summarise_model(args.model)
-    if args.json:
-        _emit_json(gain.to_dict() | {"lowering": rep})
-    else:
-        print(summary_text(gain))
+    res = summary(args.model)
+    print(res.to_json() if args.json else res)
     return 0
+
+
+# -- compile / csim / verify -------------------------------------------------------------------------
+
+_SYNTH_VIEW = ("simulate what Vitis HLS synthesises: the synthesizable loops and ap_uint parameter ROMs instead "
+               "of the C-simulation fast paths (much slower; same results)")
+
+
+@command(
+    "compile", "generate the HLS C++ project of a model",
+    arg("model", metavar="MODEL.onnx", help="QONNX export (lowered first) or a lowered graph"),
+    arg("--out", required=True, metavar="BUILD_DIR", help="project directory to create"),
+    arg("--folding", metavar="FOLD.json", help="PE/SIMD per layer ({layer: {\"PE\": p, \"SIMD\": s}}, or a folding.json)"),
+    arg("--target-fps", type=float, metavar="F", help="choose the cheapest folding reaching F images/s"),
+    arg("--clock-mhz", type=float, default=100.0, metavar="C", help="clock for the estimates (default 100)"),
+    arg("--force", action="store_true", help="overwrite a non-empty BUILD_DIR"),
+    arg("--inputs", metavar="X.npy", help="calibration inputs on which the coefficient grids of layers with "
+                                          "non-dyadic scales are chosen (default: 500 bundled MNIST test images, "
+                                          "for models that take MNIST-shaped inputs)"),
+    *CONTRACT_ARGS,
+    arg("--json", action="store_true", help="print a JSON object (folding, estimate) instead of the table"),
+    description="Generate a self-contained Vitis HLS project (top function, weights, testbench, Tcl, Makefile,\n"
+                "folding.json, report.json) and print the per-layer folding / cycle / LUT / BRAM table.\n"
+                "An export with non-dyadic scales is lowered under the rounding contract (see 'abcn-hw lower').",
+)
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .api import compile
+
+    min_agreement, max_acc_bits = contract_options(args)
+    res = compile(args.model, args.out, folding=args.folding, target_fps=args.target_fps, clock_mhz=args.clock_mhz,
+                  force=args.force, calibration_inputs=args.inputs, min_agreement=min_agreement,
+                  max_acc_bits=max_acc_bits)
+    print(res.to_json() if args.json else res)
+    return 0
+
+
+@command(
+    "csim", "C-simulate a generated project on a batch of inputs",
+    arg("build_dir", metavar="BUILD_DIR"),
+    arg("--inputs", required=True, metavar="X.npy", help="float32 inputs in the model's input domain"),
+    arg("--out", required=True, metavar="Y.npy", help="model outputs (shape and dtype of the exported model's)"),
+    arg("--force", action="store_true", help="overwrite an existing --out"),
+    arg("--dump", metavar="DIR", help="also write each layer's output (DIR/<layer id>.npy, lowered-graph layout)"),
+    arg("--threads", type=int, metavar="N", help="simulation threads (default: the usable CPUs; 1 with --dump)"),
+    arg("--synthesis-view", action="store_true", help=_SYNTH_VIEW),
+    arg("--json", action="store_true", help="print a JSON object (times, cycle check) instead of text"),
+)
+def cmd_csim(args: argparse.Namespace) -> int:
+    from .api import csim
+
+    res = csim(args.build_dir, args.inputs, out=args.out, force=args.force, dump_dir=args.dump, threads=args.threads,
+               synthesis_view=args.synthesis_view, quiet=args.json)
+    print(res.to_json() if args.json else res)
+    return 0
+
+
+@command(
+    "verify", "check a generated project bit-exact against onnxruntime",
+    arg("model", metavar="MODEL.onnx", help="the model BUILD_DIR was compiled from"),
+    arg("build_dir", metavar="BUILD_DIR"),
+    arg("--inputs", required=True, metavar="X.npy", help="float32 inputs in the model's input domain"),
+    arg("--json", action="store_true", help="print a machine-readable summary"),
+    arg("--threads", type=int, metavar="N", help="simulation threads (default: the usable CPUs)"),
+    arg("--synthesis-view", action="store_true", help=_SYNTH_VIEW),
+    arg("--min-agreement", type=float, metavar="A",
+        help="rounding contract to check for a lowering that is not exact (default: the one the build was "
+             "lowered with, 0.999 unless compiled with --min-agreement)"),
+    description="Run the exported model, the lowered graph (onnxruntime) and the C simulation on the same inputs.\n"
+                "Exit 0 when the csim equals the lowered graph on every output element and the lowering's\n"
+                "contract holds on these inputs (an exact lowering: every output bit-equal to the export's; a\n"
+                "rounded one: prediction agreement >= the --min-agreement it was lowered with, 99.9% by\n"
+                "default), 1 otherwise, naming the first layer that differs or the layer that breaks the contract.",
+)
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .api import verify
+
+    res = verify(args.model, args.build_dir, args.inputs, threads=args.threads, synthesis_view=args.synthesis_view,
+                 quiet=args.json, min_agreement=args.min_agreement)
+    if args.json:
+        json.dump(res.to_dict(), sys.stdout, indent=2, sort_keys=True, default=float)
+        sys.stdout.write("\n")
+    else:
+        print(res)
+    return 0 if res.ok else 1
 
 
 # -- flow ------------------------------------------------------------------------------------------
@@ -525,6 +466,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     arg("--clock-mhz", type=float, default=100.0, metavar="C", help="clock for the estimates (default 100)"),
     arg("--images", type=int, metavar="K", help="test images for csim/verify (default: the whole test split)"),
     arg("--quiet", action="store_true", help="no progress bars"),
+    arg("--json", action="store_true", help="print every stage's result record as JSON when done"),
     arg("--out", required=True, metavar="DIR", help="flow directory (stages' artefacts and the report)"),
     description="Train an ABC-Net model, export it to QONNX, lower it to the XNOR-popcount graph, generate\n"
                 "the HLS project, C-simulate it on the test set, verify it bit for bit against onnxruntime\n"
@@ -533,18 +475,18 @@ def cmd_summary(args: argparse.Namespace) -> int:
     interrupt_hint=lambda a: f"finished stages are kept; rerun the same command to resume ({a.out})",
 )
 def cmd_flow(args: argparse.Namespace) -> int:
-    from .flow import Flow, FlowConfig
+    from .api import flow_config
+    from .flow import FlowConfig
 
     cfg = FlowConfig(out=Path(args.out), model=args.model, dataset=args.dataset,
                      data_dir=Path(args.data_dir) if args.data_dir else None, weight_bases=args.weight_bases,
                      act_bases=args.act_bases, scale_grid=args.scale_grid, epochs=args.epochs, seed=args.seed,
                      reference=not args.no_reference, target_fps=args.target_fps,
                      folding=Path(args.folding) if args.folding else None, clock_mhz=args.clock_mhz,
-                     images=args.images, quiet=args.quiet, command=list(args.argv))
-    res = Flow(cfg).run()
-    v = res["verify"]
-    print(f"verify: {'PASS (bit-exact)' if v.get('ok') else 'FAIL'}; report: {res['report']['html']}")
-    return 0 if v.get("ok") else 1
+                     images=args.images, quiet=args.quiet or args.json, command=list(args.argv))
+    res = flow_config(cfg)
+    print(res.to_json() if args.json else res)
+    return 0 if res.verify.get("ok") else 1
 
 
 # -- sweep -----------------------------------------------------------------------------------------
@@ -598,12 +540,5 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if all(r["mean"] is not None for r in rows) else 1
 
 
-# the hardware commands (compile, csim, verify) register themselves with the same registry
-from .backend import commands as _backend_commands  # noqa: E402,F401
-
 if __name__ == "__main__":
-    # `python -m abcn_hw.cli`: run the importable module, so that the commands other modules register
-    # (compile, csim, verify) land in the same registry as the ones above
-    from abcn_hw.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

@@ -208,7 +208,7 @@ class Flow:
         return self._fresh(stage, key, outputs) and self._record("compile") is not None
 
     def _train(self, reference: bool) -> dict:
-        from .train import train_run
+        from .api import fit_config
 
         cfg, stage, run_dir, key, outputs = self._train_stage(reference)
 
@@ -222,8 +222,7 @@ class Flow:
                 cfg.force = True
             self.state_dir.mkdir(parents=True, exist_ok=True)
             key_file.write_text(key)
-            train_run(cfg)
-            m = json.loads((run_dir / "metrics.json").read_text())
+            m = fit_config(cfg).to_dict()
             return {"test_accuracy": m.get("test_accuracy"), "export_test_accuracy": m.get("export_test_accuracy"),
                     "export_fidelity": m.get("export_fidelity"), "epochs": m.get("epochs")}
 
@@ -240,7 +239,7 @@ class Flow:
         return self._inputs
 
     def _lower(self) -> dict:
-        from .compiler import lower_file
+        from .api import lower
 
         src = self.dir / "train" / "model.onnx"
         out, rep_path = self.dir / "lowered.onnx", self.dir / "lowering.json"
@@ -250,8 +249,10 @@ class Flow:
             import onnxruntime as ort
 
             x, labels, source = self._test_inputs()
-            rep = lower_file(src, out, report=True, inputs=x)
-            d = rep.to_dict() | {"inputs": f"{len(x)} test images ({source})"}
+            res = lower(src, out, inputs=x, force=True, quiet=self.cfg.quiet)
+            rep = res.report
+            d = res.to_dict() | {"inputs": f"{len(x)} test images ({source})"}
+            del d["out"]
             rep_path.write_text(json.dumps(d, indent=2) + "\n")
             self.log(rep.table())
             sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -262,7 +263,7 @@ class Flow:
         return self._run("lower", key, [out, rep_path], run)
 
     def _compile(self) -> dict:
-        from .backend import compile as compile_project
+        from .api import compile as compile_project
 
         src = self.dir / "lowered.onnx"
         build = self.dir / "build"
@@ -272,13 +273,13 @@ class Flow:
         def run():
             res = compile_project(src, build, folding=str(self.cfg.folding) if self.cfg.folding else None,
                                   target_fps=self.cfg.target_fps, clock_mhz=self.cfg.clock_mhz, force=True)
-            self.log(res.table())
+            self.log(res.project.table())
             return {"build_dir": str(build)}
 
         return self._run("compile", key, [build / "report.json"], run)
 
     def _csim(self) -> dict:
-        from .sim import build as sim_build, simulate
+        from .api import csim
 
         build = self.dir / "build"
         csim_dir = self.dir / "csim"
@@ -288,11 +289,9 @@ class Flow:
             x, labels, source = self._test_inputs()
             csim_dir.mkdir(parents=True, exist_ok=True)
             t0 = time.time()
-            sim_build(build, library=True)  # g++, once per source content (timed apart from the run)
-            build_seconds = time.time() - t0
-            t0 = time.time()
-            res = simulate(build, x)
-            seconds = time.time() - t0
+            res = csim(build, x, quiet=self.cfg.quiet)  # g++ once per source content, timed apart from the run
+            build_seconds = res.build_seconds
+            seconds = time.time() - t0 - build_seconds
             self._csim_result = res  # the verify stage of this run reuses it (same build, same inputs)
             y = res.output
             acc = float((y.argmax(-1) == labels).mean())
@@ -310,7 +309,7 @@ class Flow:
         return self._run("csim", key, [csim_dir / "outputs.npy", csim_dir / "csim.json"], run)
 
     def _verify(self) -> dict:
-        from .sim import verify
+        from .api import verify
 
         build, model = self.dir / "build", self.dir / "train" / "model.onnx"
         out = self.dir / "verify.json"
@@ -318,10 +317,10 @@ class Flow:
 
         def run():
             x, labels, _ = self._test_inputs()
-            res = verify(model, build, x, csim_result=self._csim_result)
+            res = verify(model, build, x, csim_result=self._csim_result, quiet=self.cfg.quiet)
             d = res.to_dict()
             out.write_text(json.dumps(d, indent=2, default=float) + "\n")
-            self.log(res.summary())
+            self.log(str(res))
             return {"ok": res.ok, "bit_exact": res.bit_exact, "mismatches": res.mismatches}
 
         return self._run("verify", key, [out], run)

@@ -146,7 +146,6 @@ def test_copied_build_dir_rebuilds_for_another_machine(tfc, tmp_path, monkeypatc
 
 def test_dump_file_names_resanitised(tfc, tmp_path):
     """Layer ids in a build dir's io.json are not trusted as file names."""
-    import abcn_hw.backend.commands  # noqa: F401
     from abcn_hw.cli import main
 
     _, x, build_dir = tfc

@@ -306,7 +306,6 @@ def test_verify_fails_on_a_cycle_counter_mismatch(tfc, tmp_path, capsys):
     """The estimate (folding model, host/io.json) and the kernels' iteration counters are computed
     independently; when they disagree verify exits 1 naming the stage and layer, even though every
     output element is equal."""
-    import abcn_hw.backend.commands  # noqa: F401 - registers the commands
     from abcn_hw.cli import main
 
     path, x, build = tfc
@@ -346,7 +345,6 @@ def test_per_layer_dumps_equal_lowered_tensors(lenet33):
 # -- CLI ----------------------------------------------------------------------------------------------
 
 def test_cli_compile_csim_verify(tfc, tmp_path, capsys):
-    import abcn_hw.backend.commands  # noqa: F401 - registers the commands
     from abcn_hw.cli import main
 
     path, x, build = tfc

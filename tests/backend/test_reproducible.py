@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: one process lowers MODEL to OUT/lowered.onnx and compiles it to OUT/build, both via the CLI
 _LOWER_AND_COMPILE = """
 import sys
-import abcn_hw.backend.commands
+import abcn_hw.cli  # noqa: F401 - registers the commands
 from abcn_hw.cli import main
 model, out = sys.argv[1], sys.argv[2]
 assert main(["lower", model, "--out", out + "/lowered.onnx"]) == 0
@@ -102,7 +102,6 @@ def test_lower_and_compile_identical_across_processes(tfc_dynamo, tmp_path):
 
 def test_cli_compile_then_verify_dynamo_export(tfc_dynamo, tmp_path, capsys):
     """compile and verify each lower the model themselves; verify recognises the build dir."""
-    import abcn_hw.backend.commands  # noqa: F401 - registers the commands
     from abcn_hw.cli import main
 
     path, x = tfc_dynamo
