@@ -18,8 +18,9 @@ __version__ = "0.1.0"
 
 #: the API names ``import abcn_hw as ah`` offers (all defined in abcn_hw.api)
 API = ("fit", "fit_config", "export", "evaluate", "lower", "summary", "compile", "csim", "verify", "run_flow",
-       "flow_config", "flow_report", "test_images", "Result", "TrainResult", "ExportResult",
-       "EvalResult", "LowerResult", "SummaryResult", "CompileResult", "CsimResult", "VerifyResult", "FlowResult")
+       "flow_config", "flow_report", "test_images", "design_space", "Result", "TrainResult", "ExportResult",
+       "EvalResult", "LowerResult", "SummaryResult", "CompileResult", "CsimResult", "VerifyResult", "FlowResult",
+       "DesignSpace")
 
 
 def __getattr__(name: str):

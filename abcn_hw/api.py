@@ -707,6 +707,74 @@ def verify(model: PathLike, build_dir: PathLike, inputs: Inputs, *, threads: int
     return VerifyResult(res.to_dict(), res.summary(), raw=res)
 
 
+# -- the design space ----------------------------------------------------------------------------
+
+class DesignSpace(Result):
+    """``abcn-hw sweep``'s design-space data: per ABC setting, accuracy against estimated LUT
+    (default folding) and against the FPS reachable within one LUT budget, Pareto-optimal points
+    marked. ``plot(path=None)`` draws both views (a matplotlib Figure); ``str()`` is the table."""
+
+    lut_budget: float | None        # the fixed budget of the FPS view (default: the cheapest setting's LUT)
+    clock_mhz: float
+    points: list                    # per setting: setting, weight_bases, act_bases, accuracy, lut, bram18, fps,
+                                    # fps_at_budget, lut_at_budget, folding_at_budget, pareto_lut, pareto_fps
+    reference: dict | None          # the float reference (accuracy only), when given
+
+    def plot(self, path: PathLike | None = None, title: str | None = None):
+        """Accuracy vs estimated LUT and vs FPS within the budget, Pareto fronts marked."""
+        from .report import design_space as ds
+
+        return ds.plot(self.points, self.lut_budget, self.clock_mhz, self.reference, path, title)
+
+
+def design_space(runs: Mapping[str, Any], *, lut_budget: float | None = None, clock_mhz: float = 100.0,
+                 reference: str | None = None, accuracy: Mapping[str, float] | None = None) -> DesignSpace:
+    """The design space of trained runs: ``runs`` maps a label (e.g. "ABC (3,3)") to a run
+    directory (or a :class:`TrainResult`); ``reference`` names the label of a float run, shown as
+    an accuracy line only. Each setting's hardware estimate is that of ``abcn-hw compile`` with the
+    default folding (RUN_DIR/build/report.json when it is newer than the export, else compiled
+    into a temporary folder); the FPS view searches the fastest folding within ``lut_budget``.
+    ``accuracy``: label -> accuracy to plot instead of the run's own (e.g. a mean over seeds)."""
+    import tempfile
+
+    from .report import design_space as ds
+
+    points, ref = [], None
+    for label, run in runs.items():
+        run_dir = Path(run.run_dir) if isinstance(run, TrainResult) else Path(run)
+        metrics_file = run_dir / "metrics.json"
+        if not metrics_file.is_file():
+            raise UsageError(f"not a finished run: {run_dir} has no metrics.json", where=label,
+                             fix="train it first (ah.fit / abcn-hw train)")
+        m = json.loads(metrics_file.read_text())
+        point = {"setting": label, "weight_bases": m.get("weight_bases"), "act_bases": m.get("act_bases"),
+                 "accuracy": (accuracy or {}).get(label, m.get("test_accuracy"))}
+        if label == reference or m.get("weight_bases") == "float":
+            ref = point
+            continue
+        onnx_path = run_dir / "model.onnx"
+        rep_path = run_dir / "build" / "report.json"
+        if rep_path.is_file() and rep_path.stat().st_mtime >= onnx_path.stat().st_mtime:
+            est = json.loads(rep_path.read_text())["estimate"]
+        else:
+            with tempfile.TemporaryDirectory(prefix="abcn_ds_") as tmp:
+                est = compile(onnx_path, Path(tmp) / "build", clock_mhz=clock_mhz).estimate
+        if est.get("clock_mhz") != clock_mhz:  # a build for another clock: same cycles, rescaled
+            est = est | {"fps": est["fps"] * clock_mhz / est["clock_mhz"]}
+        point.update({"lut": est["lut"], "bram18": est["bram18"], "fps": est["fps"], "net": ds.network_of(onnx_path)})
+        points.append(point)
+    if lut_budget is None and points:
+        lut_budget = float(min(p["lut"] for p in points))
+    for p in points:
+        net = p.pop("net")  # the default folding is a target-FPS folding too: always a candidate
+        best = ds.fps_within_lut(net, lut_budget, clock_mhz, targets=(p["fps"] * (1 - 1e-9),)) if lut_budget else None
+        p.update({"fps_at_budget": best and best["fps"], "lut_at_budget": best and best["lut"],
+                  "folding_at_budget": best and best["folding"]})
+    ds.mark_fronts(points)
+    data = {"lut_budget": lut_budget, "clock_mhz": clock_mhz, "points": points, "reference": ref}
+    return DesignSpace(data, ds.table(points, lut_budget, clock_mhz, ref))
+
+
 # -- the whole job -------------------------------------------------------------------------------
 
 def run_flow(out: PathLike, *, model: str = "lenet", weight_bases: int = 3, act_bases: int = 3, epochs: int = 10,
@@ -742,6 +810,6 @@ def flow_report(flow_dir: PathLike) -> dict:
     return collect(Path(flow_dir))
 
 
-__all__ = ["CompileResult", "CsimResult", "EvalResult", "ExportResult", "FlowResult", "LowerResult", "Result",
-           "SummaryResult", "TrainResult", "VerifyResult", "compile", "csim", "evaluate", "export", "fit",
+__all__ = ["CompileResult", "CsimResult", "DesignSpace", "EvalResult", "ExportResult", "FlowResult", "LowerResult", "Result",
+           "SummaryResult", "TrainResult", "VerifyResult", "compile", "csim", "design_space", "evaluate", "export", "fit",
            "fit_config", "flow_config", "flow_report", "lower", "run_flow", "summary", "test_images", "verify"]

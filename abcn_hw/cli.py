@@ -489,6 +489,22 @@ def cmd_flow(args: argparse.Namespace) -> int:
     return 0 if res.verify.get("ok") else 1
 
 
+def _sweep_design_space(results, rows: list[dict], hw: dict, args: argparse.Namespace):
+    """The design space of the compiled settings (first seed's build, mean accuracy over seeds)."""
+    from .api import design_space
+
+    firsts = {}
+    for r in results:
+        if r.error is None and r.point.label not in firsts and (r.point.label in hw or r.point.weight_bases == "float"):
+            if "error" not in hw.get(r.point.label, {}):
+                firsts[r.point.label] = r.run_dir
+    if not any(label in hw for label in firsts):
+        return None
+    means = {r["setting"]: r["mean"] for r in rows if r["mean"] is not None}
+    return design_space(firsts, lut_budget=args.lut_budget, clock_mhz=args.clock_mhz,
+                        reference="float" if "float" in firsts else None, accuracy=means)
+
+
 # -- sweep -----------------------------------------------------------------------------------------
 
 @command(
@@ -502,12 +518,16 @@ def cmd_flow(args: argparse.Namespace) -> int:
     arg("--jobs", type=int, default=2, help="parallel processes (default 2)"),
     arg("--no-compile", action="store_true", help="train only; skip lowering and compiling"),
     arg("--clock-mhz", type=float, default=100.0, help="clock for the hardware estimates (default 100)"),
+    arg("--lut-budget", type=float, metavar="L", help="LUT budget of the FPS view of the design-space plot "
+                                                      "(default: the cheapest setting's estimated LUT)"),
     arg("--dataset", help="dataset (default: the model's)"),
     arg("--data-dir", help="dataset folder"),
-    arg("--out", required=True, metavar="DIR", help="sweep folder: runs/, sweep.md, sweep.json, accuracy_vs_bases.png"),
+    arg("--out", required=True, metavar="DIR", help="sweep folder: runs/, sweep.md, sweep.json, accuracy_vs_bases.png, "
+                                                    "design_space.png"),
     description="Train a grid of ABC settings of one model (one abcn-hw train process per run, --jobs at a\n"
                 "time; finished runs are reused), lower and compile each setting's first seed, and write\n"
-                "DIR/sweep.md, DIR/sweep.json and DIR/accuracy_vs_bases.png.",
+                "DIR/sweep.md, DIR/sweep.json, DIR/accuracy_vs_bases.png and DIR/design_space.png (accuracy vs\n"
+                "estimated LUT and vs FPS within a LUT budget, Pareto front marked).",
 )
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .models import MODELS
@@ -525,18 +545,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for flag, v in (("--epochs", args.epochs), ("--jobs", args.jobs)):
         if v < 1:
             raise UsageError(f"{flag} must be >= 1, got {v}")
+    if args.lut_budget is not None and not args.lut_budget > 0:
+        raise UsageError(f"--lut-budget must be positive, got {args.lut_budget}")
     out = Path(args.out)
     extra = (["--dataset", args.dataset] if args.dataset else []) + (["--data-dir", args.data_dir] if args.data_dir else [])
     results = run_grid(args.model, points, list(args.seeds), args.epochs, out / "runs", jobs=args.jobs, extra=extra)
     rows = summarise(results)
     hw = {} if args.no_compile else compile_runs(results, jobs=args.jobs, clock_mhz=args.clock_mhz)
     table = sweep_table(rows, hw)
+    space = _sweep_design_space(results, rows, hw, args)
     (out / "sweep.json").write_text(json.dumps({"model": args.model, "epochs": args.epochs, "seeds": args.seeds,
-                                                "rows": rows, "hardware": hw}, indent=2, default=str) + "\n")
-    (out / "sweep.md").write_text(f"{args.model}, {args.epochs} epochs, seeds {args.seeds}\n\n{table}\n")
+                                                "rows": rows, "hardware": hw,
+                                                "design_space": space.to_dict() if space else None},
+                                               indent=2, default=str) + "\n")
+    (out / "sweep.md").write_text(f"{args.model}, {args.epochs} epochs, seeds {args.seeds}\n\n{table}\n"
+                                  + (f"\n## Design space\n\n{space}\n" if space else ""))
     if any(r["mean"] is not None for r in rows):
         plot_accuracy(rows, out / "accuracy_vs_bases.png", f"{args.model}: accuracy vs (M, N)")
+    if space:
+        import matplotlib.pyplot as plt
+
+        plt.close(space.plot(out / "design_space.png", f"{args.model}: accuracy vs estimated hardware cost"))
     print(table)
+    if space:
+        print(f"\n{space}")
     return 0 if all(r["mean"] is not None for r in rows) else 1
 
 

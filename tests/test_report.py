@@ -1,9 +1,13 @@
-"""Computational-gain arithmetic, the Larq-style summary, and sweep grid parsing."""
+"""Computational-gain arithmetic, the Larq-style summary, sweep grid parsing, the design space."""
+from pathlib import Path
+
 import pytest
 
 from abcn_hw.errors import UsageError
 from abcn_hw.report.gain import layer_gain, network_gain
 from abcn_hw.report.grid import GridPoint
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CONV = {"name": "c", "op": "XnorPopcountConv", "in_shape": [1, 16, 12, 12], "out_shape": [1, 32, 8, 8],
         "m": 3, "n": 2, "k": 400, "next_bases": 2, "acc_bits": 20}
@@ -73,3 +77,39 @@ def test_flow_report_shows_the_rounding_contract():
     broken = _contract_line(low, {"contract_ok": False, "contract_layer": "Conv_0", "min_agreement": 0.99})
     assert ">= 99.00%" in broken and "**VIOLATED** at layer Conv_0" in broken
     assert "none needed" in _contract_line({"exact": True}, {"lowering_exact": True, "contract_ok": True})
+
+
+# -- the design space (abcn-hw sweep, ah.design_space) ----------------------------------------------------
+
+def test_pareto_front_marks_the_non_dominated_points():
+    from abcn_hw.report.design_space import pareto_front
+
+    lut = [100, 200, 150, 300, 200, None]
+    acc = [0.90, 0.95, 0.89, 0.95, 0.97, 0.99]
+    # 150 LUT at 0.89 is dominated by 100 at 0.90; 300 at 0.95 by 200 at 0.95 (and 200 at 0.97)
+    assert pareto_front(lut, acc) == [True, False, False, False, True, False]
+    fps = [1000, 500, 2000, 500, None, 10]
+    assert pareto_front(fps, [0.9, 0.95, 0.9, 0.94, 0.99, 0.99], higher_cost_is_better=True) == \
+        [False, True, True, False, False, True]
+    assert pareto_front([5, 5], [0.9, 0.9]) == [True, True]  # equal points do not dominate each other
+
+
+def test_fps_within_lut_budget_is_the_fastest_fitting_folding():
+    from abcn_hw.backend.folding import auto_folding, build_stages, estimate
+    from abcn_hw.report.design_space import fps_within_lut, network_of
+
+    net = network_of(ROOT / "export" / "lenet-3x3.onnx")
+
+    def at(fps):
+        fold, _ = auto_folding(net, fps, 100.0)
+        return estimate(net, build_stages(net, fold), 100.0).to_dict()
+
+    slow, fast = at(1e-3), at(1e12)
+    assert fps_within_lut(net, slow["lut"] - 1) is None  # not even the smallest folding fits
+    assert fps_within_lut(net, slow["lut"])["fps"] == pytest.approx(slow["fps"], rel=1e-4)
+    assert fps_within_lut(net, 10 * fast["lut"])["fps"] == pytest.approx(fast["fps"], rel=1e-4)
+    budgets = [slow["lut"] * k for k in (1, 1.5, 2, 4, 8)]
+    found = [fps_within_lut(net, b) for b in budgets]
+    assert all(f["lut"] <= b for f, b in zip(found, budgets))
+    assert all(a["fps"] <= b["fps"] for a, b in zip(found, found[1:]))  # more budget, never slower
+    assert found[-1]["fps"] > found[0]["fps"]

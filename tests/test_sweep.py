@@ -19,6 +19,21 @@ def test_sweep_trains_compiles_and_tabulates(tmp_path):
     assert "float" not in data["hardware"]
     assert (out / "accuracy_vs_bases.png").stat().st_size > 1000
     assert "| ABC (2,1) |" in (out / "sweep.md").read_text()
+    # the design space: each compiled setting at its LUT and at its FPS within the cheapest one's LUTs
+    ds = data["design_space"]
+    luts = {label: data["hardware"][label]["lut"] for label in ("ABC (1,1)", "ABC (2,1)")}
+    assert ds["lut_budget"] == min(luts.values()) and ds["reference"]["setting"] == "float"
+    points = {p["setting"]: p for p in ds["points"]}
+    assert set(points) == set(luts)
+    for label, p in points.items():
+        assert p["lut"] == luts[label] and p["accuracy"] == next(r["mean"] for r in data["rows"]
+                                                                 if r["setting"] == label)
+        assert p["fps_at_budget"] is None or p["lut_at_budget"] <= ds["lut_budget"]
+    cheapest = min(points.values(), key=lambda p: p["lut"])
+    assert cheapest["fps_at_budget"] >= cheapest["fps"] and cheapest["pareto_lut"]
+    assert any(p["pareto_fps"] for p in points.values())
+    assert (out / "design_space.png").stat().st_size > 1000
+    assert "## Design space" in (out / "sweep.md").read_text()
 
 
 def test_sweep_rejects_bad_grid(tmp_path, capsys):
