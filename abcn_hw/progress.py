@@ -33,11 +33,11 @@ def wanted(quiet: bool = False) -> bool:
         return False
 
 
-def _bar(desc: str, total: int | None, unit: str):
+def _bar(desc: str, total: int | None, unit: str, bar_format: str | None = None):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True,
-                unit_scale=total is not None and total >= 10_000)
+                unit_scale=total is not None and total >= 10_000, bar_format=bar_format)
 
 
 @contextmanager
@@ -82,8 +82,7 @@ def waiting(desc: str, enabled: bool | None = None, interval: float = 0.5) -> It
     if not enabled:
         yield
         return
-    bar = _bar(desc, None, "s")
-    bar.bar_format = "{desc}: {elapsed}"
+    bar = _bar(desc, None, "s", bar_format="{desc}: {elapsed}")
     stop = threading.Event()
 
     def tick() -> None:
