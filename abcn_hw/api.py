@@ -243,7 +243,7 @@ class CsimResult(Result):
     dump_dir: str | None
     variant: str                    # "fast" or "synth" (the synthesis view)
     threads: int
-    build_seconds: float            # g++ (0 when the cached build was reused)
+    build_seconds: float            # g++ (near 0 when the build cached for these sources was reused)
     seconds: float                  # the batch end to end (host graphs, packing, simulation)
     sim_seconds: float              # the simulation loop only
     images_per_second: float
@@ -755,13 +755,14 @@ def design_space(runs: Mapping[str, Any], *, lut_budget: float | None = None, cl
         onnx_path = run_dir / "model.onnx"
         rep_path = run_dir / "build" / "report.json"
         if rep_path.is_file() and rep_path.stat().st_mtime >= onnx_path.stat().st_mtime:
-            est = json.loads(rep_path.read_text())["estimate"]
+            est, net = json.loads(rep_path.read_text())["estimate"], ds.network_of(onnx_path)
         else:
             with tempfile.TemporaryDirectory(prefix="abcn_ds_") as tmp:
-                est = compile(onnx_path, Path(tmp) / "build", clock_mhz=clock_mhz).estimate
+                hw = compile(onnx_path, Path(tmp) / "build", clock_mhz=clock_mhz)
+            est, net = hw.estimate, hw.project.network
         if est.get("clock_mhz") != clock_mhz:  # a build for another clock: same cycles, rescaled
             est = est | {"fps": est["fps"] * clock_mhz / est["clock_mhz"]}
-        point.update({"lut": est["lut"], "bram18": est["bram18"], "fps": est["fps"], "net": ds.network_of(onnx_path)})
+        point.update({"lut": est["lut"], "bram18": est["bram18"], "fps": est["fps"], "net": net})
         points.append(point)
     if lut_budget is None and points:
         lut_budget = float(min(p["lut"] for p in points))

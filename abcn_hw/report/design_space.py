@@ -132,7 +132,7 @@ def plot(points: list[dict], lut_budget: float | None, clock_mhz: float, referen
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, loc="lower right")
+            ax.legend(fontsize=8, loc="best")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
