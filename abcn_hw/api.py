@@ -811,6 +811,7 @@ def flow_report(flow_dir: PathLike) -> dict:
     return collect(Path(flow_dir))
 
 
-__all__ = ["CompileResult", "CsimResult", "DesignSpace", "EvalResult", "ExportResult", "FlowResult", "LowerResult", "Result",
-           "SummaryResult", "TrainResult", "VerifyResult", "compile", "csim", "design_space", "evaluate", "export", "fit",
-           "fit_config", "flow_config", "flow_report", "lower", "run_flow", "summary", "test_images", "verify"]
+__all__ = ["CompileResult", "CsimResult", "DesignSpace", "EvalResult", "ExportResult", "FlowResult", "LowerResult",
+           "Result", "SummaryResult", "TrainResult", "VerifyResult", "compile", "csim", "design_space", "evaluate",
+           "export", "fit", "fit_config", "flow_config", "flow_report", "lower", "run_flow", "summary", "test_images",
+           "verify"]

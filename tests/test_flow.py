@@ -72,3 +72,20 @@ def test_flow_refuses_foreign_non_empty_folder(tmp_path, capsys):
     assert rc == 1
     assert "not a flow directory" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt"]
+
+
+def test_flow_json_is_the_api_result(flow_dir, capsys):
+    """abcn-hw flow --json prints what ah.run_flow returns (here: every stage skipped, recorded results)."""
+    import abcn_hw as ah
+
+    capsys.readouterr()
+    rc = main(["flow", "--model", "lenet", "--weight-bases", "2", "--act-bases", "2", "--epochs", "1",
+               "--images", "200", "--no-reference", "--json", "--out", str(flow_dir)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    cli = json.loads(out)
+    res = ah.run_flow(flow_dir, model="lenet", weight_bases=2, act_bases=2, epochs=1, images=200, reference=False,
+                      quiet=True)
+    assert res.to_dict() == cli
+    assert set(ah.FlowResult.fields()) <= set(cli) and res.verify["ok"] and res.csim["images"] == 200
+    assert res.report["html"].endswith("report.html")

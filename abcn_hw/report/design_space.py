@@ -56,7 +56,7 @@ def fps_within_lut(net, lut_budget: float, clock_mhz: float = 100.0, targets: tu
         fold, _ = auto_folding(net, target, clock_mhz)
         est = estimate(net, build_stages(net, fold), clock_mhz)
         d = est.to_dict()
-        return {"fps": est.fps, "lut": d["lut"], "bram18": d["bram18"],
+        return {"fps": d["fps"], "lut": d["lut"], "bram18": d["bram18"],  # as report.json rounds them
                 "folding": {k: {"PE": v[0], "SIMD": v[1]} for k, v in fold.items()}}
 
     slow, fast = at(1e-3), at(1e12)
