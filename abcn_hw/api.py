@@ -310,6 +310,9 @@ def test_images(dataset: str = "mnist", data_dir: PathLike | None = None, limit:
     return ds.test.images.astype(np.float32), ds.test.labels
 
 
+test_images.__test__ = False  # not a pytest test when a test module imports it
+
+
 def _check_out_file(out: Path, force: bool) -> None:
     from .train.rundir import check_writable
 
@@ -408,9 +411,9 @@ def fit(model: str, out: PathLike, *, weight_bases: int | str | None = 3, act_ba
     export it to QONNX: writes OUT/model.pt, model.onnx, metrics.json (``abcn-hw train``).
 
     Bit-reproducible on CPU for a given ``seed``. ``quiet``: no per-batch bar or per-epoch lines."""
-    from .train import TrainConfig
+    from .train import STOCK_MODELS, TrainConfig
 
-    if model in ("lenet-stock",):
+    if model in STOCK_MODELS:  # Brevitas' stock binary layers: no ABC bases to choose
         weight_bases = act_bases = None
     cfg = TrainConfig(model=model, out=Path(out), weight_bases=weight_bases, act_bases=act_bases, dataset=dataset,
                       data_dir=Path(data_dir) if data_dir is not None else None, scale_grid=scale_grid,
