@@ -636,6 +636,7 @@ def csim(build_dir: PathLike, inputs: Inputs, *, out: PathLike | None = None, fo
     simulate the synthesizable loops and ap_uint ROMs instead of the fast paths (same results)."""
     from .backend.names import file_stems
     from .sim import simulate
+    from .sim.verify import cycles_line
 
     variant = "synth" if synthesis_view else "fast"
     outp = Path(out) if out is not None else None
@@ -678,8 +679,7 @@ def csim(build_dir: PathLike, inputs: Inputs, *, out: PathLike | None = None, fo
     text = (f"{n} images in {res.seconds:.2f} s ({n / max(res.seconds, 1e-9):,.0f} images/s; simulation loop "
             f"{res.sim_seconds:.2f} s on {res.threads} thread{'s' if res.threads > 1 else ''})"
             + (f"; wrote {outp} {tuple(res.output.shape)} {res.output.dtype}" if outp is not None else "")
-            + f"\n{res.cycles_table()}\ncycle estimate vs csim loop counts: "
-            + ("match" if res.cycles_match else "MISMATCH"))
+            + f"\n{res.cycles_table()}\n{cycles_line(res.counts)}")
     return CsimResult(data, text, output=res.output, accumulators=res.accumulators, taps=res.taps, raw=res)
 
 

@@ -430,10 +430,11 @@ def cmd_csim(args: argparse.Namespace) -> int:
         help="rounding contract to check for a lowering that is not exact (default: the one the build was "
              "lowered with, 0.999 unless compiled with --min-agreement)"),
     description="Run the exported model, the lowered graph (onnxruntime) and the C simulation on the same inputs.\n"
-                "Exit 0 when the csim equals the lowered graph on every output element and the lowering's\n"
-                "contract holds on these inputs (an exact lowering: every output bit-equal to the export's; a\n"
-                "rounded one: prediction agreement >= the --min-agreement it was lowered with, 99.9% by\n"
-                "default), 1 otherwise, naming the first layer that differs or the layer that breaks the contract.",
+                "Exit 0 when the csim equals the lowered graph on every output element, its iteration counters\n"
+                "equal the cycle estimate, and the lowering's contract holds on these inputs (an exact lowering:\n"
+                "every output bit-equal to the export's; a rounded one: prediction agreement >= the\n"
+                "--min-agreement it was lowered with, 99.9% by default), 1 otherwise, naming the first layer\n"
+                "that differs, the stage whose counter differs or the layer that breaks the contract.",
 )
 def cmd_verify(args: argparse.Namespace) -> int:
     from .api import verify
