@@ -182,7 +182,8 @@ def _train_resume_hint(args: argparse.Namespace) -> str | None:
 
 
 _TRAIN_OPTIONS = ("model", "dataset", "weight_bases", "act_bases", "scale_grid", "scale_bits", "epochs",
-                  "batch_size", "lr", "seed", "limit_train", "limit_test")
+                  "batch_size", "lr", "seed", "limit_train", "limit_test", "teacher", "kd_weight",
+                  "kd_temperature", "warmup_epochs", "bn_reestimate")
 
 
 def _train_config(args: argparse.Namespace):
@@ -219,6 +220,14 @@ def _train_config(args: argparse.Namespace):
     arg("--batch-size", type=int, metavar="B", help="global batch size (default 128; split over torchrun processes)"),
     arg("--lr", type=float, help="Adam learning rate (default 5e-3), cosine-decayed to 0 over the run"),
     arg("--seed", type=int, help="random seed (default 0); runs are bit-reproducible on CPU"),
+    arg("--teacher", metavar="RUN_DIR", help="distil from this finished run's model (e.g. the float reference "
+                                             "of the same topology on the same dataset)"),
+    arg("--kd-weight", type=float, metavar="W", help="with --teacher: loss = (1-W) CE + W T^2 KL (default 0.9)"),
+    arg("--kd-temperature", type=float, metavar="T", help="with --teacher: softmax temperature (default 1)"),
+    arg("--warmup-epochs", type=int, metavar="E", help="linear learning-rate warm-up before the cosine decay "
+                                                       "(default 0)"),
+    arg("--bn-reestimate", type=int, metavar="K", help="after training, recompute batch-norm statistics from K "
+                                                       "training batches (default 0: off)"),
     arg("--resume", action="store_true", help="continue the unfinished run in --out from its last finished epoch"),
     arg("--force", action="store_true", help="overwrite a finished run in --out (or write into a non-empty folder)"),
     arg("--quiet", action="store_true", help="no progress bars or per-epoch lines"),
