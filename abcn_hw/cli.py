@@ -516,12 +516,15 @@ def cmd_summary(args: argparse.Namespace) -> int:
     arg("--scale-grid", choices=("fixed", "pow2", "float"), default="fixed", help="scale grid (default fixed)"),
     arg("--epochs", type=int, default=10, metavar="E", help="training epochs (default 10)"),
     arg("--seed", type=int, default=0, help="random seed (default 0)"),
-    arg("--no-reference", action="store_true", help="skip training the float32 reference of the same topology"),
+    arg("--no-reference", action="store_true", help="skip training the baselines of the same topology (float32 "
+                                                    "reference and stock binary)"),
+    arg("--no-stock", action="store_true", help="skip training the Brevitas stock binary baseline (lenet-stock)"),
     arg("--target-fps", type=float, metavar="F", help="choose the folding for this throughput"),
     arg("--folding", metavar="FOLD.json", help="per-layer PE/SIMD (exclusive with --target-fps)"),
     arg("--clock-mhz", type=float, default=100.0, metavar="C", help="clock for the estimates (default 100)"),
     arg("--images", type=int, metavar="K", help="test images for csim/verify (default: the whole test split)"),
     arg("--quiet", action="store_true", help="no progress bars"),
+    arg("--limit-train", type=int, help=argparse.SUPPRESS),
     arg("--out", required=True, metavar="DIR", help="flow directory (stages' artefacts and the report)"),
     description="Train an ABC-Net model, export it to QONNX, lower it to the XNOR-popcount graph, generate\n"
                 "the HLS project, C-simulate it on the test set, verify it bit for bit against onnxruntime\n"
@@ -535,9 +538,9 @@ def cmd_flow(args: argparse.Namespace) -> int:
     cfg = FlowConfig(out=Path(args.out), model=args.model, dataset=args.dataset,
                      data_dir=Path(args.data_dir) if args.data_dir else None, weight_bases=args.weight_bases,
                      act_bases=args.act_bases, scale_grid=args.scale_grid, epochs=args.epochs, seed=args.seed,
-                     reference=not args.no_reference, target_fps=args.target_fps,
+                     reference=not args.no_reference, stock=not args.no_stock, target_fps=args.target_fps,
                      folding=Path(args.folding) if args.folding else None, clock_mhz=args.clock_mhz,
-                     images=args.images, quiet=args.quiet, command=list(args.argv))
+                     images=args.images, limit_train=args.limit_train, quiet=args.quiet, command=list(args.argv))
     res = Flow(cfg).run()
     v = res["verify"]
     print(f"verify: {'PASS (bit-exact)' if v.get('ok') else 'FAIL'}; report: {res['report']['html']}")

@@ -28,6 +28,7 @@ def collect(flow_dir: Path) -> dict:
     d = Path(flow_dir)
     train = _read(d / "train" / "metrics.json") or {}
     ref = _read(d / "reference" / "metrics.json")
+    stock = _read(d / "stock" / "metrics.json")
     lowering = _read(d / "lowering.json") or {"layers": []}
     build = _read(d / "build" / "report.json") or {}
     csim = _read(d / "csim" / "csim.json") or {}
@@ -56,6 +57,7 @@ def collect(flow_dir: Path) -> dict:
         "scale_grid": train.get("scale_grid"), "epochs": train.get("epochs"), "seed": train.get("seed"),
         "accuracy": {
             "float_reference": ref.get("test_accuracy") if ref else None,
+            "stock_binary": stock.get("test_accuracy") if stock else None,
             "pytorch": train.get("test_accuracy"),
             "qonnx_export": train.get("export_test_accuracy"),
             "lowered": lower_state.get("accuracy"),
@@ -94,7 +96,8 @@ def _plots(data: dict, plot_dir: Path) -> dict[str, Path]:
     if acc:
         fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=110)
         vals = [100 * v for _, v in acc]
-        ax.bar(range(len(acc)), vals, color=["#dd8452" if k == "float reference" else "#4c72b0" for k, _ in acc])
+        colours = {"float reference": "#dd8452", "stock binary": "#8c8c8c"}
+        ax.bar(range(len(acc)), vals, color=[colours.get(k, "#4c72b0") for k, _ in acc])
         for i, v in enumerate(vals):
             ax.text(i, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(acc)), [k for k, _ in acc])
@@ -195,6 +198,8 @@ def _sections(data: dict) -> list[tuple[str, str]]:
     acc_rows = [["stage", "test accuracy"]]
     if a["float_reference"] is not None:
         acc_rows.append(["float32 reference (same topology)", _pct(a["float_reference"])])
+    if a.get("stock_binary") is not None:
+        acc_rows.append(["stock binary baseline (Brevitas 1-bit quantizers, same topology)", _pct(a["stock_binary"])])
     acc_rows += [["PyTorch ABC model", _pct(a["pytorch"])], ["exported QONNX (executed)", _pct(a["qonnx_export"])],
                 ["lowered XNOR-popcount graph (onnxruntime)", _pct(a["lowered"])], ["HLS C simulation", _pct(a["csim"])]]
     fid = data.get("export_fidelity") or {}
