@@ -55,6 +55,7 @@ def collect(flow_dir: Path) -> dict:
         "model": train.get("model"), "dataset": train.get("dataset"), "dataset_source": train.get("dataset_source"),
         "weight_bases": train.get("weight_bases"), "act_bases": train.get("act_bases"),
         "scale_grid": train.get("scale_grid"), "epochs": train.get("epochs"), "seed": train.get("seed"),
+        "train_images": train.get("train_images"), "test_images": train.get("test_images"),
         "accuracy": {
             "float_reference": ref.get("test_accuracy") if ref else None,
             "stock_binary": stock.get("test_accuracy") if stock else None,
@@ -243,7 +244,9 @@ def write_flow_report(flow_dir: Path, cfg, timings: dict, skipped: list, wall: f
     plots = _plots(data, d / "plots")
     title = (f"abcn-hw report: {data['model']} ABC ({data['weight_bases']},{data['act_bases']}) on "
              f"{data['dataset']}")
-    intro = (f"Dataset: {data['dataset_source']}; {data['epochs']} epoch(s), seed {data['seed']}, scale grid "
+    split = (f" ({data['train_images']:,} training / {data['test_images']:,} test images)"
+             if data.get("train_images") and data.get("test_images") else "")
+    intro = (f"Dataset: {data['dataset_source']}{split}; {data['epochs']} epoch(s), seed {data['seed']}, scale grid "
              f"{data['scale_grid']}. Command: `{data['flow']['command']}`. Every figure below was measured by "
              "this run or computed from its generated design.")
     sections = _sections(data)
