@@ -139,7 +139,9 @@ def main() -> None:
         args.append(f"--name {a.name}")
     meta = {"model": a.model, "dataset": dataset, "epochs": a.epochs, "seeds": a.seeds, "recipe": a.recipe,
             "warmup_epochs": a.warmup_epochs, "bn_reestimate": a.bn_reestimate, "limit_train": a.limit_train,
-            "wall_seconds": round(time.time() - t0, 1), "machine": platform.processor() or platform.machine(),
+            "wall_seconds": None if a.report_only else round(time.time() - t0, 1),
+            "run_wall_seconds": round(sum(r.metrics.get("wall_seconds", 0) for r in results if r.error is None), 1),
+            "machine": platform.processor() or platform.machine(),
             "command": "python scripts/accuracy_study.py " + " ".join(args)}
     (a.results / f"{a.name}.json").write_text(json.dumps({"meta": meta, "rows": rows, "ablation": ablation},
                                                           indent=2) + "\n")
