@@ -3,7 +3,8 @@
 
     python scripts/accuracy_study.py [--epochs 15] [--seeds 0 1 2] [--jobs 2] [--out runs/accuracy]
     python scripts/accuracy_study.py --dataset fashion-mnist --data-dir /usr/share/datasets/fashion-mnist \\
-        --epochs 3 --limit-train 10000 --seeds 0 1 --recipe full --ablate 3x3 --name fashion
+        --epochs 3 --limit-train 10000 --seeds 0 1 --points float,stock,1x1,3x3,5x5 --bn-reestimate 50 \\
+        --ablate 3x3 --name fashion
 
 Trains `lenet` as full precision, ABC (M,N) = (1,1), (3,1), (3,3), (5,5), and Brevitas' stock
 binary quantizers (BNN-PYNQ recipe), each for every seed, then writes
