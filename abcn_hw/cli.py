@@ -189,7 +189,8 @@ def _train_resume_hint(args: argparse.Namespace) -> str | None:
 
 
 _TRAIN_OPTIONS = ("model", "dataset", "weight_bases", "act_bases", "scale_grid", "scale_bits", "epochs",
-                  "batch_size", "lr", "seed", "limit_train", "limit_test")
+                  "batch_size", "lr", "seed", "limit_train", "limit_test", "teacher", "kd_weight",
+                  "kd_temperature", "warmup_epochs", "bn_reestimate")
 
 
 def _train_config(args: argparse.Namespace):
@@ -226,6 +227,14 @@ def _train_config(args: argparse.Namespace):
     arg("--batch-size", type=int, metavar="B", help="global batch size (default 128; split over torchrun processes)"),
     arg("--lr", type=float, help="Adam learning rate (default 5e-3), cosine-decayed to 0 over the run"),
     arg("--seed", type=int, help="random seed (default 0); runs are bit-reproducible on CPU"),
+    arg("--teacher", metavar="RUN_DIR", help="distil from this finished run's model (e.g. the float reference "
+                                             "of the same topology on the same dataset)"),
+    arg("--kd-weight", type=float, metavar="W", help="with --teacher: loss = (1-W) CE + W T^2 KL (default 0.9)"),
+    arg("--kd-temperature", type=float, metavar="T", help="with --teacher: softmax temperature (default 1)"),
+    arg("--warmup-epochs", type=int, metavar="E", help="linear learning-rate warm-up before the cosine decay "
+                                                       "(default 0)"),
+    arg("--bn-reestimate", type=int, metavar="K", help="after training, recompute batch-norm statistics from K "
+                                                       "training batches (default 0: off)"),
     arg("--resume", action="store_true", help="continue the unfinished run in --out from its last finished epoch"),
     arg("--force", action="store_true", help="overwrite a finished run in --out (or write into a non-empty folder)"),
     arg("--quiet", action="store_true", help="no progress bars or per-epoch lines"),
@@ -461,13 +470,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     arg("--scale-grid", choices=("fixed", "pow2", "float"), default="fixed", help="scale grid (default fixed)"),
     arg("--epochs", type=int, default=10, metavar="E", help="training epochs (default 10)"),
     arg("--seed", type=int, default=0, help="random seed (default 0)"),
-    arg("--no-reference", action="store_true", help="skip training the float32 reference of the same topology"),
+    arg("--no-reference", action="store_true", help="skip training the baselines of the same topology (float32 "
+                                                    "reference and stock binary)"),
+    arg("--no-stock", action="store_true", help="skip training the Brevitas stock binary baseline (lenet-stock)"),
     arg("--target-fps", type=float, metavar="F", help="choose the folding for this throughput"),
     arg("--folding", metavar="FOLD.json", help="per-layer PE/SIMD (exclusive with --target-fps)"),
     arg("--clock-mhz", type=float, default=100.0, metavar="C", help="clock for the estimates (default 100)"),
     arg("--images", type=int, metavar="K", help="test images for csim/verify (default: the whole test split)"),
     arg("--quiet", action="store_true", help="no progress bars"),
     arg("--json", action="store_true", help="print every stage's result record as JSON when done"),
+    arg("--limit-train", type=int, help=argparse.SUPPRESS),
     arg("--out", required=True, metavar="DIR", help="flow directory (stages' artefacts and the report)"),
     description="Train an ABC-Net model, export it to QONNX, lower it to the XNOR-popcount graph, generate\n"
                 "the HLS project, C-simulate it on the test set, verify it bit for bit against onnxruntime\n"
@@ -482,9 +494,9 @@ def cmd_flow(args: argparse.Namespace) -> int:
     cfg = FlowConfig(out=Path(args.out), model=args.model, dataset=args.dataset,
                      data_dir=Path(args.data_dir) if args.data_dir else None, weight_bases=args.weight_bases,
                      act_bases=args.act_bases, scale_grid=args.scale_grid, epochs=args.epochs, seed=args.seed,
-                     reference=not args.no_reference, target_fps=args.target_fps,
+                     reference=not args.no_reference, stock=not args.no_stock, target_fps=args.target_fps,
                      folding=Path(args.folding) if args.folding else None, clock_mhz=args.clock_mhz,
-                     images=args.images, quiet=args.quiet or args.json, command=list(args.argv))
+                     images=args.images, limit_train=args.limit_train, quiet=args.quiet or args.json, command=list(args.argv))
     res = flow_config(cfg)
     print(res.to_json() if args.json else res)
     return 0 if res.verify.get("ok") else 1

@@ -7,6 +7,7 @@ redoes only what changed. Every stage's input is validated before the first stag
 
     DIR/train/        model.pt, model.onnx (QONNX), metrics.json        (abcn-hw train)
     DIR/reference/    the float32 reference of the same topology         (optional)
+    DIR/stock/        the Brevitas stock binary baseline (lenet-stock)   (optional, models that have one)
     DIR/lowered.onnx, DIR/lowering.json                                   (abcn-hw lower)
     DIR/build/        the HLS project                                     (abcn-hw compile)
     DIR/csim/         inputs.npy, labels.npy, outputs.npy, csim.json      (abcn-hw csim)
@@ -29,7 +30,7 @@ import numpy as np
 
 from .errors import AbcnError, OutputPathError, UsageError
 
-STAGES = ("train", "reference", "lower", "compile", "csim", "verify", "report")
+STAGES = ("train", "reference", "stock", "lower", "compile", "csim", "verify", "report")
 FLOW_VERSION = 1
 SIM_OUTPUTS = {"csim_cycles.json"}  # written into a build dir by csim/verify: not part of the design
 
@@ -49,23 +50,39 @@ class FlowConfig:
     lr: float | None = None
     seed: int = 0
     reference: bool = True
+    stock: bool = True  # with reference: also the Brevitas stock binary baseline, where the model has one
     target_fps: float | None = None
     folding: Path | None = None
     clock_mhz: float = 100.0
     images: int | None = None  # test images for csim/verify (None: the whole test split)
+    limit_train: int | None = None  # train every model on the first K training images only
     quiet: bool = False
     command: list[str] = field(default_factory=list)
 
-    def train_config(self, reference: bool = False):
+    @property
+    def stock_model(self) -> str | None:
+        """The stock binary baseline's model name (``lenet-stock``) if this flow trains one."""
+        from .train import STOCK_MODELS
+
+        if not (self.reference and self.stock):
+            return None
+        return next((name for name, zoo in STOCK_MODELS.items() if zoo == self.model), None)
+
+    def train_config(self, reference: bool = False, stock: bool = False):
         from .train import TrainConfig
 
+        if stock:
+            return TrainConfig(model=self.stock_model, out=self.out / "stock", dataset=self.dataset,
+                               data_dir=self.data_dir, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                               seed=self.seed, limit_train=self.limit_train, quiet=self.quiet,
+                               command=list(self.command))
         sub = "reference" if reference else "train"
         return TrainConfig(model=self.model, out=self.out / sub,
                            weight_bases="float" if reference else self.weight_bases,
                            act_bases="float" if reference else self.act_bases, dataset=self.dataset,
                            data_dir=self.data_dir, scale_grid=self.scale_grid, scale_bits=self.scale_bits,
                            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
-                           quiet=self.quiet, command=list(self.command))
+                           limit_train=self.limit_train, quiet=self.quiet, command=list(self.command))
 
     def validate(self) -> None:
         """Everything a stage would reject, checked before the first stage runs."""
@@ -77,6 +94,8 @@ class FlowConfig:
         self.train_config().validate()
         if self.reference:
             self.train_config(reference=True).validate()
+        if self.stock_model:
+            self.train_config(stock=True).validate()
         if self.target_fps is not None and not (self.target_fps > 0):
             raise UsageError(f"--target-fps must be positive, got {self.target_fps}")
         if self.target_fps is not None and self.folding is not None:
@@ -192,10 +211,10 @@ class Flow:
         return result
 
     # -- stages ------------------------------------------------------------------------------------
-    def _train_stage(self, reference: bool):
+    def _train_stage(self, reference: bool, stock: bool = False):
         """(train config, stage name, run dir, stage key, outputs) of a training stage."""
-        cfg = self.cfg.train_config(reference)
-        stage = "reference" if reference else "train"
+        cfg = self.cfg.train_config(reference, stock)
+        stage = "stock" if stock else "reference" if reference else "train"
         run_dir = cfg.out
         key = fingerprint({"stage": stage, **{k: v for k, v in cfg.to_json().items()
                                              if k not in ("quiet", "command", "force", "resume", "out")}}, [])
@@ -207,10 +226,10 @@ class Flow:
         _, stage, _, key, outputs = self._train_stage(False)
         return self._fresh(stage, key, outputs) and self._record("compile") is not None
 
-    def _train(self, reference: bool) -> dict:
+    def _train(self, reference: bool, stock: bool = False) -> dict:
         from .api import fit_config
 
-        cfg, stage, run_dir, key, outputs = self._train_stage(reference)
+        cfg, stage, run_dir, key, outputs = self._train_stage(reference, stock)
 
         def run():
             key_file = self.state_dir / f"{stage}.key"
@@ -335,6 +354,8 @@ class Flow:
         results = {"train": self._train(False)}
         if self.cfg.reference:
             results["reference"] = self._train(True)
+        if self.cfg.stock_model:
+            results["stock"] = self._train(False, stock=True)
         results["lower"] = self._lower()
         results["compile"] = self._compile()
         results["csim"] = self._csim()

@@ -89,3 +89,30 @@ def test_flow_json_is_the_api_result(flow_dir, capsys):
     assert res.to_dict() == cli
     assert set(ah.FlowResult.fields()) <= set(cli) and res.verify["ok"] and res.csim["images"] == 200
     assert res.report["html"].endswith("report.html")
+
+
+def test_flow_baselines_follow_the_options(tmp_path):
+    from abcn_hw.flow import FlowConfig
+
+    assert FlowConfig(out=tmp_path).stock_model == "lenet-stock"
+    assert FlowConfig(out=tmp_path, stock=False).stock_model is None
+    assert FlowConfig(out=tmp_path, reference=False).stock_model is None  # --no-reference: no baselines
+    assert FlowConfig(out=tmp_path, model="lfc").stock_model is None  # no stock variant of lfc
+    cfg = FlowConfig(out=tmp_path).train_config(stock=True)
+    assert cfg.model == "lenet-stock" and cfg.out == tmp_path / "stock" and cfg.weight_bases is None
+
+
+@pytest.mark.slow
+def test_flow_report_shows_float_and_stock_baselines(tmp_path):
+    out = tmp_path / "f"
+    rc = main(["flow", "--model", "lenet", "--weight-bases", "1", "--act-bases", "1", "--epochs", "1",
+               "--images", "100", "--quiet", "--out", str(out)])
+    assert rc == 0
+    rep = json.loads((out / "report.json").read_text())
+    acc = rep["accuracy"]
+    stock = json.loads((out / "stock" / "metrics.json").read_text())
+    ref = json.loads((out / "reference" / "metrics.json").read_text())
+    assert acc["stock_binary"] == stock["test_accuracy"] and stock["model"] == "lenet-stock"
+    assert acc["float_reference"] == ref["test_accuracy"]
+    md = (out / "report.md").read_text()
+    assert "stock binary baseline" in md and "float32 reference" in md

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from abcn_hw.errors import UsageError
 from abcn_hw.nn import ABCActQuant, ABCBatchNorm, ABCConv2d, ABCLinear, InputQuant
 from abcn_hw.quant import (
-    ABCWeightQuant, ActQuantConfig, WeightQuantConfig, base_shifts, bipolar, grid_integers, hv_ste,
+    ABCWeightQuant, ActQuantConfig, WeightQuantConfig, abc_act_ste, base_shifts, bipolar, grid_integers, hv_ste,
     initial_shifts, least_squares_alpha, sign_ste, snap_to_grid,
 )
 
@@ -114,6 +114,32 @@ def test_ste_gradients():
     t = torch.tensor([-0.6, -0.5, 0.0, 0.5, 0.6], requires_grad=True)
     hv_ste(t).sum().backward()
     assert t.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]  # derivative of clip(x + v, 0, 1)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_fused_activation_equals_per_base_sum(n):
+    """The one-pass training activation gives exactly the values and gradients of
+    sum_n beta_n hv_ste(x + c_n) (dyadic inputs, upstream gradients and scales: every sum exact),
+    including points on the thresholds (bipolar(0) = +1) and on the window edges |x + c_n| = 0.5."""
+    g = torch.Generator().manual_seed(n)
+    x = torch.randint(-64, 64, (4, 3, 5, 5), generator=g).float() / 32
+    c = torch.randint(-16, 16, (n,), generator=g).float() / 32
+    beta = torch.randint(1, 16, (n,), generator=g).float() / 16
+    up = torch.randint(-8, 8, x.shape, generator=g).float() / 8
+    grads = []
+    for fused in (True, False):
+        xs, cs, bs = (t.clone().requires_grad_(True) for t in (x, c, beta))
+        if fused:
+            a = abc_act_ste(xs, cs, bs)
+        else:
+            a = hv_ste(xs + cs[0]) * bs[0]
+            for i in range(1, n):
+                a = a + hv_ste(xs + cs[i]) * bs[i]
+        (a * up).sum().backward()
+        grads.append((a.detach(), xs.grad, cs.grad, bs.grad))
+    for got, want in zip(*grads):
+        assert torch.equal(got, want)
+    assert (grads[0][1] != 0).any() and (grads[0][1] == 0).any()  # some inside, some outside the window
 
 
 def test_activation_shift_receives_gradient():

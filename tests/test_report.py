@@ -1,4 +1,5 @@
 """Computational-gain arithmetic, the Larq-style summary, sweep grid parsing, the design space."""
+import json
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,33 @@ def test_fps_within_lut_budget_is_the_fastest_fitting_folding():
     assert all(f["lut"] <= b for f, b in zip(found, budgets))
     assert all(a["fps"] <= b["fps"] for a, b in zip(found, found[1:]))  # more budget, never slower
     assert found[-1]["fps"] > found[0]["fps"]
+
+
+def test_run_grid_reuses_a_run_only_with_the_same_command(tmp_path, monkeypatch):
+    """A finished run is reused when its metrics.json holds the very command the grid would run
+    (options such as --teacher or --warmup-epochs included); otherwise it is trained again."""
+    import subprocess
+    import sys
+
+    from abcn_hw.report import grid
+
+    point = GridPoint.parse("3x3")
+    run_dir = tmp_path / "runs" / grid.run_dir_name("lenet", point, 0)
+    opts = ["--warmup-epochs", "1"]
+    cmd = grid._train_command("lenet", point, 0, 2, run_dir, opts) + ["--force"]
+    assert cmd[:3] == [sys.executable, "-m", "abcn_hw.cli"]
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text(json.dumps({"command": ["abcn-hw"] + cmd[3:], "test_accuracy": 0.5,
+                                                      "epochs": 2, "seed": 0}))
+    calls = []
+
+    def fake_run(c, **kw):
+        calls.append(c)
+        return subprocess.CompletedProcess(c, 1, "", "boom")
+
+    monkeypatch.setattr(grid.subprocess, "run", fake_run)
+    same = grid.run_grid("lenet", [point], [0], 2, tmp_path / "runs", jobs=1, extra=opts, log=lambda s: None)
+    assert not calls and same[0].metrics["test_accuracy"] == 0.5
+    other = grid.run_grid("lenet", [point], [0], 2, tmp_path / "runs", jobs=1, extra=["--warmup-epochs", "2"],
+                          log=lambda s: None)
+    assert len(calls) == 1 and other[0].error == "boom" and "--warmup-epochs" in calls[0]

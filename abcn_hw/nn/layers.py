@@ -32,7 +32,7 @@ from brevitas.export.onnx.qonnx.function import (
 from torch import nn
 
 from ..errors import UsageError
-from ..quant import ABCActParams, ABCWeightQuant, ActQuantConfig, WeightQuantConfig, hv_ste, sign_ste
+from ..quant import ABCActParams, ABCWeightQuant, ActQuantConfig, WeightQuantConfig, abc_act_ste, sign_ste
 
 INPUT_SCALE = 2.0 ** -8  # 8-bit unsigned input grid: x_q = clip(round(x * 256), 0, 255) / 256
 
@@ -111,13 +111,13 @@ class ABCActQuant(nn.Module):
     def forward(self, x, pad: tuple[int, int, int, int] | None = None):
         if self.training:
             c, beta = self.params()
-            terms = [hv_ste(x + c[i]) * beta[i] for i in range(self.cfg.bases)]
+            a = abc_act_ste(x, c, beta)
         else:
             c, beta = self.constants()
             terms = [bipolar_quant(x + c[i], beta[i]) for i in range(self.cfg.bases)]
-        a = terms[0]
-        for t in terms[1:]:
-            a = a + t
+            a = terms[0]
+            for t in terms[1:]:
+                a = a + t
         if pad is not None and any(pad):
             a = F.pad(a, pad, value=-self.pad_magnitude(beta))
         return a

@@ -28,6 +28,7 @@ def collect(flow_dir: Path) -> dict:
     d = Path(flow_dir)
     train = _read(d / "train" / "metrics.json") or {}
     ref = _read(d / "reference" / "metrics.json")
+    stock = _read(d / "stock" / "metrics.json")
     lowering = _read(d / "lowering.json") or {"layers": []}
     build = _read(d / "build" / "report.json") or {}
     csim = _read(d / "csim" / "csim.json") or {}
@@ -54,8 +55,10 @@ def collect(flow_dir: Path) -> dict:
         "model": train.get("model"), "dataset": train.get("dataset"), "dataset_source": train.get("dataset_source"),
         "weight_bases": train.get("weight_bases"), "act_bases": train.get("act_bases"),
         "scale_grid": train.get("scale_grid"), "epochs": train.get("epochs"), "seed": train.get("seed"),
+        "train_images": train.get("train_images"), "test_images": train.get("test_images"),
         "accuracy": {
             "float_reference": ref.get("test_accuracy") if ref else None,
+            "stock_binary": stock.get("test_accuracy") if stock else None,
             "pytorch": train.get("test_accuracy"),
             "qonnx_export": train.get("export_test_accuracy"),
             "lowered": lower_state.get("accuracy"),
@@ -105,7 +108,8 @@ def _plots(data: dict, plot_dir: Path) -> dict[str, Path]:
     if acc:
         fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=110)
         vals = [100 * v for _, v in acc]
-        ax.bar(range(len(acc)), vals, color=["#dd8452" if k == "float reference" else "#4c72b0" for k, _ in acc])
+        colours = {"float reference": "#dd8452", "stock binary": "#8c8c8c"}
+        ax.bar(range(len(acc)), vals, color=[colours.get(k, "#4c72b0") for k, _ in acc])
         for i, v in enumerate(vals):
             ax.text(i, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(acc)), [k for k, _ in acc])
@@ -206,6 +210,8 @@ def _sections(data: dict) -> list[tuple[str, str]]:
     acc_rows = [["stage", "test accuracy"]]
     if a["float_reference"] is not None:
         acc_rows.append(["float32 reference (same topology)", _pct(a["float_reference"])])
+    if a.get("stock_binary") is not None:
+        acc_rows.append(["stock binary baseline (Brevitas 1-bit quantizers, same topology)", _pct(a["stock_binary"])])
     acc_rows += [["PyTorch ABC model", _pct(a["pytorch"])], ["exported QONNX (executed)", _pct(a["qonnx_export"])],
                 ["lowered XNOR-popcount graph (onnxruntime)", _pct(a["lowered"])], ["HLS C simulation", _pct(a["csim"])]]
     fid = data.get("export_fidelity") or {}
@@ -251,7 +257,9 @@ def write_flow_report(flow_dir: Path, cfg, timings: dict, skipped: list, wall: f
     plots = _plots(data, d / "plots")
     title = (f"abcn-hw report: {data['model']} ABC ({data['weight_bases']},{data['act_bases']}) on "
              f"{data['dataset']}")
-    intro = (f"Dataset: {data['dataset_source']}; {data['epochs']} epoch(s), seed {data['seed']}, scale grid "
+    split = (f" ({data['train_images']:,} training / {data['test_images']:,} test images)"
+             if data.get("train_images") and data.get("test_images") else "")
+    intro = (f"Dataset: {data['dataset_source']}{split}; {data['epochs']} epoch(s), seed {data['seed']}, scale grid "
              f"{data['scale_grid']}. Command: `{data['flow']['command']}`. Every figure below was measured by "
              "this run or computed from its generated design.")
     sections = _sections(data)

@@ -42,6 +42,9 @@ class GridPoint:
         raise UsageError(f"bad grid point '{text}'", fix="use MxN with M, N in 1..8 (e.g. 3x3), 'float' or 'stock'")
 
 
+NOT_RUN = "not run"
+
+
 @dataclass
 class JobResult:
     point: GridPoint
@@ -60,27 +63,41 @@ def _train_command(model: str, point: GridPoint, seed: int, epochs: int, run_dir
     return cmd + extra
 
 
+def run_dir_name(model: str, point: GridPoint, seed: int) -> str:
+    """The run directory name of one grid job, e.g. ``lenet-abc3x3-s0``."""
+    slug = (point.label.lower().replace(" ", "").replace("(", "").replace(")", "")
+            .replace(",", "x").replace("binary", "").replace("brevitas", ""))
+    return f"{model}-{slug}-s{seed}"
+
+
 def run_grid(model: str, points: list[GridPoint], seeds: list[int], epochs: int, out_dir: Path,
-             jobs: int = 2, extra: list[str] | None = None, log=print) -> list[JobResult]:
+             jobs: int = 2, extra=None, log=print, tasks: list | None = None, train: bool = True) -> list[JobResult]:
     """Train every (point, seed) with ``jobs`` processes in parallel (one torch thread each).
-    Finished runs (a metrics.json with the same command) are reused, so an interrupted study resumes."""
+
+    ``extra`` is a list of further ``abcn-hw train`` options, or a function ``(point, seed) -> list``
+    (e.g. a per-seed ``--teacher``). ``tasks`` (a list of (point, seed, run_dir, options)) replaces
+    the grid when given. Finished runs (a metrics.json with the same command) are reused, so an
+    interrupted study resumes; with ``train=False`` nothing is trained and the other runs are
+    reported as not run."""
     out_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    tasks = []
-    for point in points:
-        for seed in seeds:
-            slug = (point.label.lower().replace(" ", "").replace("(", "").replace(")", "")
-                    .replace(",", "x").replace("binary", "").replace("brevitas", ""))
-            tasks.append((point, seed, out_dir / f"{model}-{slug}-s{seed}"))
+    if tasks is None:
+        tasks = []
+        for point in points:
+            for seed in seeds:
+                opts = extra(point, seed) if callable(extra) else list(extra or [])
+                tasks.append((point, seed, out_dir / run_dir_name(model, point, seed), opts))
 
     def run(task):
-        point, seed, run_dir = task
+        point, seed, run_dir, opts = task
         metrics_file = run_dir / "metrics.json"
+        cmd = _train_command(model, point, seed, epochs, run_dir, list(opts)) + ["--force"]
         if metrics_file.exists():
             metrics = json.loads(metrics_file.read_text())
-            if metrics.get("epochs") == epochs and metrics.get("seed") == seed:
+            if metrics.get("command", [])[1:] == cmd[3:]:
                 return JobResult(point, seed, run_dir, metrics)
-        cmd = _train_command(model, point, seed, epochs, run_dir, list(extra or [])) + ["--force"]
+        if not train:
+            return JobResult(point, seed, run_dir, error=NOT_RUN)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             return JobResult(point, seed, run_dir, error=(proc.stderr.strip().splitlines() or ["failed"])[-1])
@@ -91,7 +108,8 @@ def run_grid(model: str, points: list[GridPoint], seeds: list[int], epochs: int,
         for res in pool.map(run, tasks):
             acc = res.metrics.get("test_accuracy")
             log(f"{res.point.label:>24} seed {res.seed}: "
-                + (f"{100 * acc:.2f}%" if acc is not None else f"FAILED: {res.error}"))
+                + (f"{100 * acc:.2f}%" if acc is not None else res.error if res.error == NOT_RUN
+                   else f"FAILED: {res.error}"))
             results.append(res)
     return results
 
@@ -131,7 +149,8 @@ def markdown_table(rows: list[dict]) -> str:
              "|---|---|---|---|"]
     for r in rows:
         if r["mean"] is None:
-            lines.append(f"| {r['setting']} | failed | {'; '.join(r['failed'])} | |")
+            what = "not run" if all(f.endswith(NOT_RUN) for f in r["failed"]) else "failed"
+            lines.append(f"| {r['setting']} | {what} | {'; '.join(r['failed'])} | |")
             continue
         per = ", ".join(f"{100 * a:.2f}" for a in r["test_accuracy"])
         lines.append(f"| {r['setting']} | {100 * r['mean']:.2f}% ± {100 * r['std']:.2f} | {per} | "

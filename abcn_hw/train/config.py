@@ -55,6 +55,13 @@ class TrainConfig:
     ``batch_size`` is the global batch: under ``torchrun`` each of the W processes sees
     ``batch_size / W`` images per step, so the same options train the same way at any scale.
     ``lr=None`` picks :func:`default_lr`; ``dataset=None`` picks the model's default dataset.
+
+    Recipe options (all off by default; see the README's Fashion-MNIST study for what each is worth):
+    ``teacher`` is a finished run directory whose ``model.pt`` is distilled into this model: the loss
+    is ``(1 - kd_weight) * CE(student, y) + kd_weight * T^2 * KL(teacher_T || student_T)`` with
+    temperature ``T = kd_temperature``. ``warmup_epochs`` ramps the learning rate linearly from 0
+    over that many epochs before the cosine decay. ``bn_reestimate`` > 0 recomputes every batch-norm's
+    running statistics after training from that many training batches (weights fixed).
     """
 
     model: str
@@ -69,6 +76,11 @@ class TrainConfig:
     batch_size: int = 128
     lr: float | None = None
     seed: int = 0
+    teacher: Path | None = None
+    kd_weight: float = 0.9
+    kd_temperature: float = 1.0
+    warmup_epochs: int = 0
+    bn_reestimate: int = 0
     limit_train: int | None = None
     limit_test: int | None = None
     device: str = "auto"
@@ -110,6 +122,22 @@ class TrainConfig:
         if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
                                     or not math.isfinite(self.lr) or self.lr <= 0):
             raise UsageError(f"--lr must be a positive number, got {self.lr!r}", fix="pass e.g. --lr 0.005")
+        if self.teacher is not None:
+            self.teacher = _path(self.teacher, "--teacher")
+        for flag, v, lo, hi in (("--kd-weight", self.kd_weight, 0.0, 1.0),
+                                ("--kd-temperature", self.kd_temperature, 1e-3, 100.0)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+                raise UsageError(f"{flag} must be a number in [{lo:g}, {hi:g}], got {v!r}")
+        for flag, v, default in (("--kd-weight", self.kd_weight, TrainConfig.kd_weight),
+                                 ("--kd-temperature", self.kd_temperature, TrainConfig.kd_temperature)):
+            if self.teacher is None and v != default:
+                raise UsageError(f"{flag} needs a teacher", fix="pass --teacher RUN_DIR (e.g. a finished float run)")
+        for flag, v in (("--warmup-epochs", self.warmup_epochs), ("--bn-reestimate", self.bn_reestimate)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise UsageError(f"{flag} must be an integer >= 0, got {v!r}")
+        if self.warmup_epochs >= self.epochs:
+            raise UsageError(f"--warmup-epochs {self.warmup_epochs} leaves no epoch for the cosine decay "
+                             f"(--epochs {self.epochs})", fix="use fewer warm-up epochs than --epochs")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 31:
             raise UsageError(f"--seed must be an integer 0..2**31-1, got {self.seed!r}")
         if self.device not in DEVICES:
@@ -129,6 +157,7 @@ class TrainConfig:
         d = asdict(self)
         d["out"] = str(self.out)
         d["data_dir"] = None if self.data_dir is None else str(self.data_dir)
+        d["teacher"] = None if self.teacher is None else str(self.teacher)
         return d
 
 

@@ -1,4 +1,5 @@
-"""The training engine: data loaders, one epoch of Adam + cosine LR + cross-entropy, evaluation.
+"""The training engine: data loaders, one epoch of Adam + (warm-up +) cosine LR + cross-entropy or
+distillation from a teacher, batch-norm re-estimation, evaluation.
 
 Deterministic for a fixed seed: batches come from a sampler seeded with ``(seed, epoch)``, the
 global RNGs are reseeded at every epoch boundary, and data loading runs in-process
@@ -7,6 +8,7 @@ shards every epoch's permutation over the processes.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -102,9 +104,96 @@ def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Cosine decay from the initial lr to 0 over all steps of the run (stepped per batch)."""
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps), eta_min=0.0)
+class WarmupCosine:
+    """lr factor at step k: linear ramp (k + 1) / W over the first W steps, then cosine decay from 1
+    to 0 over the remaining steps. A class (not a lambda) so the scheduler's state is picklable."""
+
+    def __init__(self, warmup_steps: int, total_steps: int):
+        self.warmup_steps, self.total_steps = int(warmup_steps), max(int(total_steps), int(warmup_steps) + 1)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        done = (step - self.warmup_steps) / (self.total_steps - self.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int,
+                   warmup_steps: int = 0) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine decay from the initial lr to 0 over all steps of the run (stepped per batch), after a
+    linear warm-up over the first ``warmup_steps`` steps if any."""
+    if warmup_steps <= 0:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps), eta_min=0.0)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup_steps, total_steps))
+
+
+def cross_entropy_loss(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The plain training loss (signature shared with :class:`DistillationLoss`)."""
+    return F.cross_entropy(logits, y)
+
+
+class DistillationLoss:
+    """(1 - w) * CE(student, y) + w * T^2 * KL(softmax(teacher / T) || softmax(student / T)).
+
+    The teacher (a trained model, e.g. the float reference of the same topology) runs in eval mode
+    without gradients on the same batch; T^2 keeps the soft term's gradient scale independent of T
+    (Hinton et al., 2015)."""
+
+    def __init__(self, teacher: nn.Module, weight: float, temperature: float):
+        self.teacher = teacher.eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.weight, self.temperature = float(weight), float(temperature)
+
+    def soft_loss(self, logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+        t = self.temperature
+        return F.kl_div(F.log_softmax(logits / t, dim=-1), F.log_softmax(teacher_logits / t, dim=-1),
+                        reduction="batchmean", log_target=True) * (t * t)
+
+    def __call__(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            teacher_logits = self.teacher(x)
+        soft = self.soft_loss(logits, teacher_logits)
+        if self.weight >= 1.0:
+            return soft
+        return (1.0 - self.weight) * F.cross_entropy(logits, y) + self.weight * soft
+
+
+def batchnorm_modules(model: nn.Module) -> list[nn.Module]:
+    """Every batch-norm layer (ours and torch's) of ``model``."""
+    from ..nn import ABCBatchNorm
+
+    return [m for m in model.modules() if isinstance(m, (ABCBatchNorm, nn.modules.batchnorm._BatchNorm))]
+
+
+def reestimate_batchnorm(model: nn.Module, loader, batches: int, device: torch.device) -> int:
+    """Recompute every batch-norm's running mean/variance with the trained weights fixed: reset
+    them, then average the batch statistics of up to ``batches`` batches of ``loader`` (train-mode
+    forwards without gradients, equal weight per batch). Returns the number of batches used."""
+    bns = batchnorm_modules(model)
+    if not bns or batches <= 0:
+        return 0
+    saved = [m.momentum for m in bns]
+    was_training = model.training
+    model.train()
+    used = 0
+    try:
+        for m in bns:
+            m.running_mean.zero_()
+            m.running_var.fill_(1.0)
+        with torch.no_grad():
+            for x, _ in loader:
+                for m in bns:
+                    m.momentum = 1.0 / (used + 1)  # running = mean of the first used + 1 batch statistics
+                model(x.to(device))
+                used += 1
+                if used >= batches:
+                    break
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+        model.train(was_training)
+    return used
 
 
 def steps_per_epoch(n_train: int, batch_size: int, ctx: DistContext) -> int:
@@ -116,11 +205,14 @@ def steps_per_epoch(n_train: int, batch_size: int, ctx: DistContext) -> int:
 
 def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                 scheduler, ctx: DistContext, progress: Callable[[int, float, float], None] | None = None,
-                post_step: Callable[[], None] | None = None) -> tuple[float, float]:
+                post_step: Callable[[], None] | None = None,
+                loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = cross_entropy_loss,
+                ) -> tuple[float, float]:
     """One pass over ``loader`` in train mode; returns (mean loss, train accuracy) over all processes.
 
     ``post_step()`` runs after every optimizer step (e.g. weight clipping); ``progress(step, loss,
-    accuracy)`` after each batch (rank-local running values)."""
+    accuracy)`` after each batch (rank-local running values); ``loss_fn(logits, x, y)`` is the
+    training loss (cross-entropy, or :class:`DistillationLoss`)."""
     model.train()
     device = ctx.device
     loss_sum = correct = seen = 0.0
@@ -128,7 +220,7 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        loss = loss_fn(logits, x, y)
         loss.backward()
         optimizer.step()
         scheduler.step()

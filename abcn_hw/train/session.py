@@ -40,7 +40,10 @@ from .loop import (
     Progress,
     evaluate,
     make_optimizer,
+    DistillationLoss,
+    cross_entropy_loss,
     make_scheduler,
+    reestimate_batchnorm,
     steps_per_epoch,
     tensor_dataset,
     train_epoch,
@@ -49,7 +52,11 @@ from .loop import (
 
 #: the fields a resumed run must share with the run it continues
 IDENTITY_FIELDS = ("model", "dataset", "weight_bases", "act_bases", "scale_grid", "scale_bits", "epochs",
-                   "batch_size", "lr", "seed", "limit_train", "limit_test")
+                   "batch_size", "lr", "seed", "limit_train", "limit_test", "teacher", "kd_weight",
+                   "kd_temperature", "warmup_epochs", "bn_reestimate")
+#: recipe fields added after the first checkpoint format: a checkpoint without them ran with these
+RECIPE_DEFAULTS = {"teacher": None, "kd_weight": TrainConfig.kd_weight, "kd_temperature": TrainConfig.kd_temperature,
+                   "warmup_epochs": 0, "bn_reestimate": 0}
 
 
 @dataclass
@@ -73,8 +80,10 @@ class _Plan:
     model: nn.Module
     out_state: rundir.OutState
     resume_state: dict[str, Any] | None = None
+    teacher: nn.Module | None = None
     notes: list[str] = field(default_factory=list)
     resume_commands: list[list[str]] = field(default_factory=list)
+    before_bn_reestimate: float | None = None
 
 
 # -- model / dataset resolution --------------------------------------------------------------------
@@ -150,7 +159,9 @@ def _check_resume_matches(cfg: TrainConfig, saved: dict[str, Any]) -> None:
     diffs = []
     for name in IDENTITY_FIELDS:
         mine = cfg.effective_lr if name == "lr" else getattr(cfg, name)
-        theirs = saved.get(name)
+        if name == "teacher":
+            mine = _teacher_id(cfg)
+        theirs = saved.get(name, RECIPE_DEFAULTS.get(name))
         if name == "lr" and theirs is None:
             continue
         if mine != theirs:
@@ -170,6 +181,34 @@ def _load_resume_state(cfg: TrainConfig) -> dict[str, Any]:
     if not 1 <= int(state["epoch"]) < cfg.epochs + 1:
         raise CheckpointError(f"checkpoint.pt is at epoch {state['epoch']} of {cfg.epochs}", str(path))
     return state
+
+
+# -- teacher (knowledge distillation) ------------------------------------------------------------------
+
+def _teacher_id(cfg: TrainConfig) -> str | None:
+    return None if cfg.teacher is None else str(Path(cfg.teacher).resolve())
+
+
+def load_teacher(cfg: TrainConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module | None:
+    """The ``--teacher`` run's trained model (eval mode), checked against the run's data."""
+    if cfg.teacher is None:
+        return None
+    from .checkpoint import input_shape_of, load_checkpoint
+
+    run = Path(cfg.teacher)
+    path = run / rundir.MODEL_FILE if run.is_dir() else run
+    if not path.is_file():
+        raise CheckpointError("the teacher is not a finished run (no model.pt)", str(run),
+                              "pass --teacher RUN_DIR of a finished 'abcn-hw train' run, e.g. the float "
+                              "reference (--weight-bases float --act-bases float) on the same dataset")
+    teacher = load_checkpoint(path)
+    shape = input_shape_of(teacher)
+    classes = getattr(teacher, "num_classes", None)
+    if (shape is not None and tuple(shape) != tuple(input_shape)) or (classes is not None and classes != num_classes):
+        raise UsageError(f"the teacher takes input {shape} with {classes} classes; this run's data is "
+                         f"{tuple(input_shape)} with {num_classes} classes", where=f"--teacher {run}",
+                         fix="distil from a run trained on the same dataset")
+    return teacher
 
 
 # -- planning (all checks; nothing written) ------------------------------------------------------------
@@ -208,9 +247,10 @@ def plan_run(cfg: TrainConfig) -> _Plan:
     cfg.dataset = dataset.name
     if len(dataset.train) < 2:
         raise UsageError(f"the training split has {len(dataset.train)} image(s); need at least 2")
+    teacher = load_teacher(cfg, dataset.input_shape, dataset.num_classes)
     model = build_seeded_model(cfg, dataset.input_shape, dataset.num_classes)
     notes = [n for n in (_bundled_note(cfg, dataset), _exactness_note(model)) if n]
-    return _Plan(cfg, dataset, model, out_state, resume_state, notes)
+    return _Plan(cfg, dataset, model, out_state, resume_state, teacher, notes)
 
 
 # -- training ----------------------------------------------------------------------------------------------
@@ -243,6 +283,7 @@ def _train_state(model: nn.Module, optimizer, scheduler, epoch: int, history: li
 def _identity(cfg: TrainConfig) -> dict[str, Any]:
     d = {name: getattr(cfg, name) for name in IDENTITY_FIELDS}
     d["lr"] = cfg.effective_lr
+    d["teacher"] = _teacher_id(cfg)
     d["command"] = list(cfg.command)
     d["data_dir"] = None if cfg.data_dir is None else str(Path(cfg.data_dir).resolve())
     return d
@@ -276,7 +317,10 @@ def _fit(plan: _Plan, ctx: DistContext) -> tuple[nn.Module, list[dict[str, Any]]
     train_ds = tensor_dataset(plan.dataset.train)
     steps = steps_per_epoch(len(train_ds), cfg.batch_size, ctx)
     optimizer = make_optimizer(model, cfg.effective_lr)
-    scheduler = make_scheduler(optimizer, steps * cfg.epochs)
+    scheduler = make_scheduler(optimizer, steps * cfg.epochs, warmup_steps=steps * cfg.warmup_epochs)
+    loss_fn = cross_entropy_loss
+    if plan.teacher is not None:
+        loss_fn = DistillationLoss(plan.teacher.to(ctx.device), cfg.kd_weight, cfg.kd_temperature)
     start_epoch, history, resume_commands = 0, [], []
     if plan.resume_state is not None:
         st = plan.resume_state
@@ -302,7 +346,8 @@ def _fit(plan: _Plan, ctx: DistContext) -> tuple[nn.Module, list[dict[str, Any]]
         bar = Progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", enabled=ctx.is_main and not cfg.quiet)
         try:
             loss, train_acc = train_epoch(net, loader, optimizer, scheduler, ctx, bar,
-                                          post_step=(lambda: clip_stock_weights(model)) if stock else None)
+                                          post_step=(lambda: clip_stock_weights(model)) if stock else None,
+                                          loss_fn=loss_fn)
         finally:
             bar.close()
         test_acc = evaluate(model, plan.dataset.test) if ctx.is_main else float("nan")
@@ -327,7 +372,17 @@ def _finish(plan: _Plan, model: nn.Module, history: list[dict[str, Any]], ctx: D
 
     cfg, test = plan.cfg, plan.dataset.test
     out = cfg.out
-    model.cpu().eval()
+    model.cpu()
+    plan.before_bn_reestimate = None
+    if cfg.bn_reestimate:
+        plan.before_bn_reestimate = history[-1]["test_accuracy"] if history else None
+        with deterministic(torch.device("cpu")):
+            seed_everything(epoch_seed(cfg.seed, cfg.epochs))
+            loader = train_loader(tensor_dataset(plan.dataset.train), cfg.batch_size, cfg.seed, cfg.epochs,
+                                  DistContext())
+            used = reestimate_batchnorm(model, loader, cfg.bn_reestimate, torch.device("cpu"))
+        _log(ctx, cfg, f"batch norm re-estimated from {used} training batches")
+    model.eval()
     save_model(model, out / rundir.MODEL_FILE)
     export_to_qonnx(model, tuple(plan.dataset.input_shape), out / rundir.ONNX_FILE)
     report = measure_export(model, out / rundir.ONNX_FILE, test.images, test.labels)
@@ -377,7 +432,12 @@ def _metrics(plan: _Plan, model: nn.Module, history: list, report, exactness, ct
         "batch_size": cfg.batch_size,
         "lr": cfg.effective_lr,
         "optimizer": "adam",
-        "lr_schedule": "cosine (per step, to 0)",
+        "lr_schedule": (f"linear warm-up over {cfg.warmup_epochs} epoch(s), then " if cfg.warmup_epochs else "")
+        + "cosine (per step, to 0)",
+        "recipe": {"teacher": _teacher_id(cfg), "kd_weight": cfg.kd_weight if cfg.teacher else None,
+                   "kd_temperature": cfg.kd_temperature if cfg.teacher else None,
+                   "warmup_epochs": cfg.warmup_epochs, "bn_reestimate_batches": cfg.bn_reestimate},
+        "test_accuracy_before_bn_reestimate": getattr(plan, "before_bn_reestimate", None),
         "test_accuracy": report.model_accuracy,
         "export_test_accuracy": report.accuracy,
         "export_fidelity": report.fidelity_json(),
