@@ -98,6 +98,22 @@ _DT = {np.dtype(np.uint8): onnx.TensorProto.UINT8, np.dtype(np.int32): onnx.Tens
        np.dtype(np.int64): onnx.TensorProto.INT64, np.dtype(np.float32): onnx.TensorProto.FLOAT}
 
 
+def known_shape(model: ModelWrapper, tensor: str, node_name: str) -> list[int]:
+    """The inferred shape of ``tensor``, or an UnsupportedModelError naming it (a graph whose shapes
+    cannot be inferred, e.g. a malformed attribute upstream, cannot be lowered)."""
+    shape = model.get_tensor_shape(tensor)
+    if shape is None:
+        raise_unknown_shape(tensor, node_name)
+    return shape
+
+
+def raise_unknown_shape(tensor: str, node_name: str):
+    from ..errors import UnsupportedModelError
+
+    raise UnsupportedModelError(f"the shape of tensor {tensor!r} (at node {node_name!r}) cannot be inferred",
+                                fix="check the export: a malformed attribute or input upstream leaves it undefined")
+
+
 def propagate_shapes(model: ModelWrapper, nodes: list[NodeProto]) -> None:
     """Annotate the outputs of freshly created nodes (our ops and the few standard ops the passes
     emit) with shapes and element types, in order, without qonnx's InferShapes (which cannot see
@@ -106,6 +122,8 @@ def propagate_shapes(model: ModelWrapper, nodes: list[NodeProto]) -> None:
 
     for node in nodes:
         ins = [model.get_tensor_shape(i) for i in node.input]
+        if ins and ins[0] is None:
+            raise_unknown_shape(node.input[0], node.name)
         if node.domain == DOMAIN:
             inst = custom_op[node.op_type](node)
             shape = inst.output_shape([tuple(s) if s is not None else None for s in ins])

@@ -163,6 +163,10 @@ def _graph_tensors(graph: onnx.GraphProto):
                 yield from a.tensors
 
 
+_WINDOW_OPS = ("Conv", "MaxPool", "AveragePool", "ConvTranspose", "LpPool")
+_WINDOW_ATTRS = ("strides", "kernel_shape", "dilations", "pads")
+
+
 def check_model(proto: onnx.ModelProto, where: str | None = None) -> None:
     """Structural validation of an in-memory model (see the module docstring)."""
     g = proto.graph
@@ -185,6 +189,10 @@ def check_model(proto: onnx.ModelProto, where: str | None = None) -> None:
             if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
                 raise _bad(f"node {_q(node.name)} ({node.op_type}) has a subgraph; control flow is not supported",
                            where, "export a model without If/Loop/Scan")
+            if node.op_type in _WINDOW_OPS and a.type == onnx.AttributeProto.INTS and \
+                    any(v < (0 if a.name == "pads" else 1) for v in a.ints) and a.name in _WINDOW_ATTRS:
+                raise _bad(f"node {_q(node.name)} ({node.op_type}) has attribute {_q(a.name)} = {list(a.ints)}; "
+                           + ("pads must be >= 0" if a.name == "pads" else "it must be >= 1"), where)
             if a.type == onnx.AttributeProto.FLOAT and not math.isfinite(a.f) or \
                     a.type == onnx.AttributeProto.FLOATS and not all(math.isfinite(f) for f in a.floats):
                 raise _bad(f"node {_q(node.name)} ({node.op_type}) has a NaN or infinite attribute {_q(a.name)}", where)

@@ -156,12 +156,12 @@ def _net_via_api(model: str, work: Path, x: np.ndarray, details: dict):
         _nothing_written(low, stage)
         return stage, str(e)
     again = work / "lowered2.onnx"
-    lower_file(model, again)
+    lower_file(model, again, inputs=x)  # the same calibration inputs: rounded layers choose the same grids
     details["lower_deterministic"] = low.read_bytes() == again.read_bytes()
     stage = "compile"
     build = work / "build"
     try:
-        compile(model, build)
+        compile(model, build, calibration=lambda: (x, "the case's inputs"))
     except AbcnError as e:
         _nothing_written(build, stage)
         return stage, str(e)
@@ -692,6 +692,8 @@ def fixed_corpus(ctx: HostileContext, out: Path) -> list[tuple[str, Path]]:
         add(b("If subgraph"), _if_node, base)
         add(b("recursive model-local function"), _recursive_function, base)
     add("export: Transpose perm with a repeated axis", _repeated_perm)
+    add("export: conv stride 0", lambda m: _zero_strides(m, "Conv"))  # found by the campaign: ZeroDivisionError
+    add("export: max-pool stride 0", lambda m: _zero_strides(m, "MaxPool"))
     add("export: op type not valid UTF-8", lambda m: _bad_utf8(m, exp_bytes), False)
     add("export: weight scale of a transposed shape", _transposed_scale)
     add("lowered: weight padding bit set", _weight_padding_bit, ctx.lowered)
@@ -699,6 +701,15 @@ def fixed_corpus(ctx: HostileContext, out: Path) -> list[tuple[str, Path]]:
     add("lowered: max-pool stride changed", _pool_stride, ctx.lowered)
     _external_files(out, cases)
     return cases
+
+
+def _zero_strides(m: onnx.ModelProto, op_type: str) -> onnx.ModelProto:
+    node = next(n for n in m.graph.node if n.op_type == op_type)
+    for a in list(node.attribute):
+        if a.name == "strides":
+            node.attribute.remove(a)
+    node.attribute.append(helper.make_attribute("strides", [0, 0]))
+    return m
 
 
 def _repeated_perm(m: onnx.ModelProto) -> onnx.ModelProto:

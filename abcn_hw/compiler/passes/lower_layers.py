@@ -10,7 +10,7 @@ from onnx import NodeProto, TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
-from ..graphutil import add_init, attr, fresh_name, propagate_shapes, remove_dead_nodes
+from ..graphutil import add_init, attr, fresh_name, known_shape, propagate_shapes, remove_dead_nodes
 from ..ops import DOMAIN, pack_bits
 from ..patterns import ActOperand, PatternError, WeightOperand, act_operand, integer_range, weight_operand
 from ..regions import Layer, analyse, coefficient_grid
@@ -145,7 +145,7 @@ class LowerBinaryLayers(Transformation):
                                     name=node.name + "_MultiBaseAccumulate"))
         accf = fresh_name(model, node.name + "_acc_float")
         new.append(helper.make_node("Cast", [acc], [accf], to=TensorProto.FLOAT, name=node.name + "_acc_float"))
-        out_shape = model.get_tensor_shape(node.output[0])
+        out_shape = known_shape(model, node.output[0], node.name)
         ushape = (1, o) + (1,) * (len(out_shape) - 2)
         u_t = add_init(model, node.name + "_unit", sc.unit.reshape(ushape))
         new.append(helper.make_node("Mul", [accf, u_t], [node.output[0]], name=node.name + "_acc_scale"))
