@@ -507,6 +507,11 @@ def _matrix_layer(idx: int, mat, act, init: dict, shapes: dict, inp: InputSpec, 
     acc_w = bits_signed_sym(acc_max)
     if acc_w > 64:
         raise ValueError(f"accumulator of {acc_w} bits (limit 64)")
+    coef_bits = 8 * max(init[t].dtype.itemsize for t in coef_in)
+    tight = dot_max * int(np.abs(ccoef).sum(axis=(0, 1)).max()) if ccoef.size else 0
+    if tight >= 1 << (coef_bits - 1):  # the graph would wrap around in its coefficient dtype; hardware would not
+        raise ValueError(f"accumulator reaches {tight} but the graph computes it in int{coef_bits} "
+                         f"(|coefficients| up to {int(np.abs(ccoef).max())}); re-run abcn-hw lower on the export")
     final = act.op_type == "MultiBaseAccumulate"
     layer = MatrixLayer(idx, layer_id(idx, mat.name), mat.name, op, "int" if integer else "xnor", c, k_len, o, m, n,
                         np.ascontiguousarray(bits, np.uint8), acoef, bcoef, geom, final, coef=ccoef,

@@ -698,6 +698,7 @@ def fixed_corpus(ctx: HostileContext, out: Path) -> list[tuple[str, Path]]:
     add("export: weight scale of a transposed shape", _transposed_scale)
     add("lowered: weight padding bit set", _weight_padding_bit, ctx.lowered)
     add("lowered: threshold direction 0", _zero_direction, ctx.lowered)
+    add("lowered: accumulator overflows int32", _huge_coefficient, ctx.lowered)
     add("lowered: max-pool stride changed", _pool_stride, ctx.lowered)
     _external_files(out, cases)
     return cases
@@ -751,6 +752,17 @@ def _zero_direction(m: onnx.ModelProto) -> onnx.ModelProto:
     s = numpy_helper.to_array(t).copy()
     s[0] = 0
     t.CopyFrom(numpy_helper.from_array(s, t.name))
+    return m
+
+
+def _huge_coefficient(m: onnx.ModelProto) -> onnx.ModelProto:
+    """The final layer's first int32 scale coefficient set to 2**30: the graph's int32 accumulator
+    wraps around, a hardware accumulator sized from the coefficients would not."""
+    node = next(n for n in m.graph.node if n.op_type == "MultiBaseAccumulate")
+    t = next(t for t in m.graph.initializer if t.name == node.input[1])
+    c = numpy_helper.to_array(t).copy()
+    c.flat[0] = 1 << 30
+    t.CopyFrom(numpy_helper.from_array(c, t.name))
     return m
 
 

@@ -32,7 +32,8 @@ def test_inconsistent_lowered_graphs_refused_by_compile(ctx, corpus):
     """Lowered graphs whose packed weights, threshold directions or pool geometry disagree with the
     convention: compile refuses them (these compiled, and C simulation then differed from the graph)."""
     for name, reason in (("weight padding bit set", "padding bits must be 0"),
-                         ("threshold direction 0", "directions must be +1 or -1"), ("max-pool stride changed", "")):
+                         ("threshold direction 0", "directions must be +1 or -1"), ("max-pool stride changed", ""),
+                         ("accumulator overflows int32", "computes it in int32")):
         outs = _fuzz.run_hostile(f"lowered: {name}", corpus[f"lowered: {name}"], ctx, commands=("compile",))
         _assert_clean(outs)
         assert reason in outs[0].reason, outs[0].reason
