@@ -12,6 +12,18 @@ from qonnx.core.modelwrapper import ModelWrapper
 from .export_runtime import run, runnable_export, session
 
 
+def prediction_agreement(ref: np.ndarray, y: np.ndarray) -> float:
+    """Share of rows (B, classes) where ``y``'s argmax is one of the reference's maxima. Binary nets
+    give integer-valued logits, so the reference often ties; its prediction is then any of the tied
+    classes, and a lowered graph that picks another of them agrees with it. 0.0 when shapes differ."""
+    if ref.shape != y.shape or ref.ndim != 2:
+        return 0.0
+    if not len(ref):
+        return float("nan")
+    pick = y.argmax(-1)
+    return float(np.mean(ref[np.arange(len(ref)), pick] == ref.max(-1)))
+
+
 @dataclass
 class Comparison:
     images: int
@@ -105,7 +117,7 @@ class ExportReference:
         yl = rl[0]
         got = dict(zip([out_l] + low_names + extra, rl))
         layer_bits = {name: self.equal_bits(probes[name], got[name]) for name in low_names}
-        agree = float(np.mean(ye.argmax(-1) == yl.argmax(-1))) if ye.ndim == 2 and ye.shape == yl.shape else float("nan")
+        agree = prediction_agreement(ye, yl) if ye.ndim == 2 and ye.shape == yl.shape else float("nan")
         diff = float(np.max(np.abs(ye.astype(np.float64) - yl))) if ye.size and ye.shape == yl.shape else float("inf")
         equal = float(np.mean(ye == yl)) if ye.shape == yl.shape else 0.0
         return Comparison(len(self.x), equal, agree, diff, layer_bits, yl if keep_output else None,

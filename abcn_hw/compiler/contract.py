@@ -36,7 +36,7 @@ from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 
 from ..errors import ContractError, UsageError
-from .compare import Comparison, ExportReference, bit_probes
+from .compare import Comparison, ExportReference, bit_probes, prediction_agreement
 from .export_runtime import session
 from .graphutil import copy_model
 from .pipeline import finest_plan, finish, lower_layers
@@ -149,7 +149,7 @@ class _Search:
         self.runs += 1
         if final:
             ye = self.ref.values([self.ref.out], self.ref.batch or 8)[0]
-            return float(np.mean(ye.argmax(-1) == out.argmax(-1))) if ye.shape == out.shape else 0.0
+            return prediction_agreement(ye, out)
         return self.ref.equal_bits(bit_probes(c.lowered.model)[layer.bits_tensor], out)
 
 

@@ -157,3 +157,17 @@ def test_brevitas_stock_binary_lenet_gets_grids_meeting_the_contract(tmp_path):
     low, rep = lower_to_contract(exp, _calibration(x))
     assert all(layer.scales_rounded for layer in rep.layers) and len(rep.grid_bits) == 4, rep.table()
     assert rep.calibration_agreement >= 0.999 and compare(exp, low, x).prediction_agreement >= 0.999
+
+
+def test_prediction_agreement_counts_a_tied_reference_class_as_agreement():
+    """Binary nets give integer-valued logits: when the export ties, any of its tied classes is its
+    prediction (first-index argmax alone failed the contract spuriously); a real disagreement counts."""
+    from abcn_hw.compiler.compare import prediction_agreement
+
+    ref = np.array([[2.0, 2.0, 1.0], [0.0, 3.0, 1.0], [1.0, 1.0, 1.0], [5.0, 4.0, 4.0]], np.float32)
+    low = np.array([[1.0, 2.5, 0.0], [0.0, 3.0, 1.0], [0.0, 0.0, 0.5], [3.0, 4.0, 4.0]], np.float32)
+    # row 0: picks class 1, tied maximum of ref -> agrees; row 1: same; row 2: class 2, tied -> agrees;
+    # row 3: picks class 1, ref's unique maximum is class 0 -> disagrees
+    assert prediction_agreement(ref, low) == 0.75
+    assert prediction_agreement(ref, ref) == 1.0
+    assert prediction_agreement(ref, low[:, :2]) == 0.0
