@@ -65,8 +65,10 @@ class Reader {
     template <int W>
     ap_int<W> sint(const char *what) {
         const long long v = integer(what);
-        const long long lo = -(1LL << (W - 1)), hi = (1LL << (W - 1)) - 1;
-        if (v < lo || v > hi) fail(std::string("value out of range for ") + what);
+        if (W < 64) {  // (every long long fits 64 bits)
+            const long long lo = -(1LL << (W < 64 ? W - 1 : 0)), hi = -(lo + 1);
+            if (v < lo || v > hi) fail(std::string("value out of range for ") + what);
+        }
         return ap_int<W>(v);
     }
     void expect_end() {
@@ -150,21 +152,42 @@ void read_coeffs(Reader &r, T &act, unsigned pe_n, unsigned nf_n, unsigned m_n, 
     for (unsigned n = 0; n < n_n; n++) act.b[n] = r.sint<B_W>("b");
 }
 
-// MultiBaseThreshold: a[pe][nf][m], b[n], thr[pe][nf][j], pos[pe][nf]
-template <unsigned MH, unsigned PE, unsigned M, unsigned N, unsigned NOUT, unsigned long long DM,
-          int A_W, int B_W, int ACC_W>
-void read_act(Reader &r, abcn::MultiBaseThreshold<MH, PE, M, N, NOUT, DM, A_W, B_W, ACC_W> &t) {
-    constexpr unsigned NF = MH / PE;
-    read_coeffs<A_W, B_W>(r, t, PE, NF, M, N);
+// thr[pe][nf][j] (THR_W-bit signed), then pos[pe][nf] (0 or 1)
+template <int THR_W, unsigned PE, unsigned NF, unsigned NOUT, class T>
+void read_thresholds(Reader &r, T &t) {
     for (unsigned pe = 0; pe < PE; pe++)
         for (unsigned nf = 0; nf < NF; nf++)
-            for (unsigned j = 0; j < NOUT; j++) t.thr[pe][nf][j] = r.sint<ACC_W>("threshold");
+            for (unsigned j = 0; j < NOUT; j++) t.thr[pe][nf][j] = r.sint<THR_W>("threshold");
     for (unsigned pe = 0; pe < PE; pe++)
         for (unsigned nf = 0; nf < NF; nf++) {
             const long long v = r.integer("pos");
             if (v != 0 && v != 1) fail("pos must be 0 or 1");
             t.pos[pe][nf] = (unsigned)v;
         }
+}
+
+// MultiBaseThreshold: a[pe][nf][m], b[n], thr[pe][nf][j], pos[pe][nf]
+template <unsigned MH, unsigned PE, unsigned M, unsigned N, unsigned NOUT, unsigned long long DM,
+          int A_W, int B_W, int ACC_W>
+void read_act(Reader &r, abcn::MultiBaseThreshold<MH, PE, M, N, NOUT, DM, A_W, B_W, ACC_W> &t) {
+    read_coeffs<A_W, B_W>(r, t, PE, MH / PE, M, N);
+    read_thresholds<ACC_W, PE, MH / PE, NOUT>(r, t);
+}
+
+// IntThresholdParams: thr[pe][nf][j], pos[pe][nf]
+template <unsigned C, unsigned PE, unsigned NOUT, int THR_W>
+void read_act(Reader &r, abcn::IntThresholdParams<C, PE, NOUT, THR_W> &t) {
+    read_thresholds<THR_W, PE, C / PE, NOUT>(r, t);
+}
+
+// ResidualAddParams: s[pe][nf][k], t[pe][nf]
+template <unsigned C, unsigned PE, unsigned K, int S_W, int T_W>
+void read_act(Reader &r, abcn::ResidualAddParams<C, PE, K, S_W, T_W> &p) {
+    for (unsigned pe = 0; pe < PE; pe++)
+        for (unsigned nf = 0; nf < C / PE; nf++)
+            for (unsigned k = 0; k < K; k++) p.s[pe][nf][k] = r.sint<S_W>("s");
+    for (unsigned pe = 0; pe < PE; pe++)
+        for (unsigned nf = 0; nf < C / PE; nf++) p.t[pe][nf] = r.sint<T_W>("t");
 }
 
 // MultiBaseAccumulate: a[pe][nf][m], b[n]

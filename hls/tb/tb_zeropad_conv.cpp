@@ -1,5 +1,6 @@
 // Testbench: a zero-padded binary convolution, SlidingWindowRect (pads with bit 0) -> XnorConvMVU
-// with its ZeroPadCorrection, and DotPassThrough (CFG_ACT=0) or MultiBaseThreshold (1).
+// with its ZeroPadCorrection, and DotPassThrough (CFG_ACT=0), MultiBaseThreshold (1) or
+// MultiBaseAccumulate (2: the integer accumulator of a non-final conv feeding a residual join).
 // Config: CFG_H CFG_W CFG_C CFG_N CFG_SIMD CFG_KH CFG_KW CFG_SH CFG_SW CFG_PT CFG_PL CFG_PB CFG_PR
 //         CFG_MH CFG_PE CFG_M CFG_RC CFG_CC CFG_CW CFG_ACT [CFG_NOUT CFG_A_W CFG_B_W].
 // Input : reps (images); weights w[m][pe][tile] (window order k = (ky*KW + kx)*C + c); correction
@@ -32,6 +33,8 @@ constexpr int DW = (int)xnor_dot_bits(MW);
 
 #if CFG_ACT == 0
 typedef DotPassThrough<PE, M, N, DW> Act;
+#elif CFG_ACT == 2
+typedef MultiBaseAccumulate<MH, PE, M, N, xnor_dot_max(MW), A_W, B_W> Act;
 #else
 typedef MultiBaseThreshold<MH, PE, M, N, NOUT, xnor_dot_max(MW), A_W, B_W> Act;
 #endif

@@ -263,3 +263,72 @@ def maxpool_iters(h: int, w: int, cf: int, reps: int) -> int:
 
 def width_converter_iters(in_w: int, out_w: int, in_words: int, reps: int) -> int:
     return reps * max(in_words, in_words * in_w // out_w)
+
+
+# --------------------------------------------------------------------------------------------
+# residual-network kernels on integer streams (residual.hpp, int_pool.hpp)
+# --------------------------------------------------------------------------------------------
+
+
+def residual_sum_bits(in0_w: int, in1_w: int, s_w: int, t_w: int) -> int:
+    return max(s_w + in0_w, s_w + in1_w, t_w) + 2
+
+
+def global_sum_pool_bits(in_w: int, pixels: int) -> int:
+    return in_w + clog2(pixels)
+
+
+def signed_bits(lo: int, hi: int) -> int:
+    """Smallest two's-complement width holding every integer in [lo, hi]."""
+    w = 1
+    while not (-(2 ** (w - 1)) <= lo and hi <= 2 ** (w - 1) - 1):
+        w += 1
+    return w
+
+
+def wrap_signed(v: np.ndarray, w: int) -> np.ndarray:
+    """v modulo 2^w as a two's-complement w-bit value (w <= 63)."""
+    v = np.asarray(v, dtype=np.int64)
+    return ((v + 2 ** (w - 1)) % 2 ** w) - 2 ** (w - 1)
+
+
+def residual_add(xs: list, s: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """xs: K arrays (..., C); s (K, C); t (C) -> y = sum_k s[k] * x_k + t (int64, exact)."""
+    y = np.broadcast_to(t.astype(np.int64), xs[0].shape).copy()
+    for k, x in enumerate(xs):
+        y += s[k].astype(np.int64) * x.astype(np.int64)
+    return y
+
+
+def int_threshold(y: np.ndarray, thr: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """y (V, C), thr (C, NOUT), pos (C) -> bits (V, NOUT, C) (the MultiBaseThreshold rule)."""
+    return mb_threshold(y, thr, pos)
+
+
+def global_sum_pool(x: np.ndarray) -> np.ndarray:
+    """x (B, PIXELS, C) -> (B, C) sums."""
+    return x.astype(np.int64).sum(axis=1)
+
+
+def int_maxpool(x: np.ndarray, k, s, p) -> np.ndarray:
+    """x (B, H, W, C) ints -> max over windows with padding that never wins (ONNX MaxPool)."""
+    shift = int(x.min()) - 1  # every real value becomes >= 1, the zero padding of sliding_window < all
+    return sliding_window(x.astype(np.int64) - shift, k, s, p).max(axis=(3, 4)) + shift
+
+
+def int_stream_words(x: np.ndarray, pe: int, w: int) -> list[str]:
+    """Integer tensor (..., C) -> hex words of PE fields of w bits (field j = channel nf*PE + j)."""
+    return words_to_hex(int_pixels_to_words(x, pe, w))
+
+
+def int_stream_values(words: list[str], pe: int, w: int, shape) -> np.ndarray:
+    """Hex words of PE signed fields of w bits -> integers reshaped to `shape` (..., C)."""
+    return int_fields(hex_to_words(words, pe * w), w, signed=True).reshape(shape)
+
+
+def int_window_max_iters(h: int, w: int, cf: int, k, s, p, reps: int) -> int:
+    kh, kw = (k, k) if np.isscalar(k) else k
+    sh, sw = (s, s) if np.isscalar(s) else s
+    pt, pl, pb, pr = (p, p, p, p) if np.isscalar(p) else p
+    oh, ow = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+    return reps * oh * ow * kh * kw * cf

@@ -22,6 +22,10 @@ REPRESENTATIVE = {
                        SIMD1=2, K1=3, S1=1, P1=1, PE1=2, M1=2, C2=4, N2=2, SIMD2=4, PE2=2, M2=2, CLASSES=4),
     "tb_zeropad_conv": dict(H=5, W=7, C=4, N=2, SIMD=2, KH=3, KW=3, SH=1, SW=1, PT=1, PL=1, PB=1, PR=1, MH=6, PE=3,
                             M=2, RC=3, CC=3, CW=7, ACT=1, NOUT=2),
+    "tb_residual": dict(C=6, PE=3, PIXELS=5, K=2, MODE=2, IN0_W=9, IN1_W=7, OUT_W=12, S_W=4, T_W=10, NOUT=2,
+                        THR_W=14),
+    "tb_duplicate": dict(WORD_W=13, WORDS=5),
+    "tb_int_pool": dict(OP=1, H=7, W=6, C=6, PE=2, IN_W=8, KH=3, KW=3, SH=2, SW=2, PT=1, PL=1, PB=1, PR=1),
 }
 
 
@@ -31,6 +35,14 @@ STRICT_EXTRA = {
         IFM_H=6, IFM_W=5, CF=2, WORD_W=4, KH=3, KW=2, SH=2, SW=1, PT=1, PL=0, PB=1, PR=1, MAXPOOL=1)),
     "tb_sliding_window-rect": ("tb_sliding_window", dict(
         IFM_H=6, IFM_W=5, CF=2, WORD_W=4, KH=3, KW=2, SH=2, SW=1, PT=1, PL=0, PB=1, PR=1)),
+    "tb_residual-k1-threshold": ("tb_residual", dict(
+        C=6, PE=3, PIXELS=5, K=1, MODE=3, IN0_W=9, IN1_W=1, OUT_W=1, S_W=1, T_W=1, NOUT=2, THR_W=64)),
+    "tb_residual-k1-sum": ("tb_residual", dict(
+        C=6, PE=3, PIXELS=5, K=1, MODE=0, IN0_W=9, IN1_W=1, OUT_W=12, S_W=4, T_W=10, NOUT=1, THR_W=1)),
+    "tb_int_pool-sum": ("tb_int_pool", dict(OP=0, C=6, PE=2, PIXELS=9, IN_W=8, OUT_W=12)),
+    "tb_zeropad_conv-acc": ("tb_zeropad_conv", dict(
+        H=5, W=7, C=4, N=2, SIMD=2, KH=3, KW=3, SH=1, SW=1, PT=1, PL=1, PB=1, PR=1, MH=6, PE=3, M=2, RC=3, CC=3,
+        CW=7, ACT=2)),
 }
 
 

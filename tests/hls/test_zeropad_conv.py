@@ -28,7 +28,7 @@ class ZPConv:
     mh: int
     pe: int
     m: int
-    act: int  # 0 dots, 1 threshold
+    act: int  # 0 dots, 1 threshold, 2 accumulate (int stream out, a non-final conv before a join)
     nout: int = 2
     reps: int = 2
     variant: str = "default"
@@ -60,6 +60,11 @@ CASES = [
     ZPConv(6, 5, 4, 2, 4, (3, 3), (1, 2), (1, 1, 1, 1), 4, 2, 2, 1, variant="portable"),  # synthesizable path
     pytest.param(ZPConv(7, 6, 3, 1, 3, (5, 5), (2, 2), (2, 2, 2, 2), 4, 2, 3, 1, variant="portable"),
                  marks=pytest.mark.slow),
+    # MultiBaseAccumulate on a conv: a residual block's conv2 (3x3, pad 1) and the downsampling
+    # shortcut (1x1, stride 2, no padding), accumulators out as an integer stream
+    ZPConv(6, 6, 4, 2, 2, (3, 3), (1, 1), (1, 1, 1, 1), 6, 3, 2, 2),
+    ZPConv(7, 8, 6, 3, 3, (1, 1), (2, 2), (0, 0, 0, 0), 4, 2, 3, 2),
+    ZPConv(5, 5, 4, 2, 4, (3, 3), (2, 2), (1, 1, 1, 1), 4, 4, 2, 2, variant="portable"),
 ]
 
 
@@ -99,20 +104,27 @@ def test_zero_padded_conv(cfg, tb_builder, tmp_path):
     table = pc.table.reshape(cfg.m, cfg.mh, -1).transpose(1, 0, 2)  # (MH, M, RC*CC)
     tokens = [cfg.reps] + gen.weight_tokens(wflat, cfg.pe, cfg.simd) + [int(v) for v in pc.row] + \
         [int(v) for v in pc.col] + [int(v) for v in ref.fold_channels(table, cfg.pe).reshape(-1)]
-    if cfg.act == 1:
+    if cfg.act in (1, 2):
         a = gen.rand_coeffs(rng, (cfg.mh, cfg.m), 4)
         b = gen.rand_coeffs(rng, (cfg.n,), 3)
         acc = ref.mb_accumulate(dots, a, b)
+    if cfg.act == 1:
         acc_max = ref.mb_acc_max(cfg.m, cfg.n, mw, 4, 3)
         thr = gen.rand_thresholds(rng, acc, cfg.nout, acc_max)
         pos = gen.rand_pos(rng, cfg.mh)
         tokens += gen.threshold_tokens(a, b, thr, pos, cfg.pe)
+    elif cfg.act == 2:
+        tokens += gen.coeff_tokens(a, b, cfg.pe)
     tokens += ref.words_to_hex(ref.bit_pixels_to_words(x, cfg.simd))
     res = run_spec(cfg.spec(), tokens, tmp_path)
     if cfg.act == 0:
         got = gen.decode_dots(res.words, vectors, cfg.mh, cfg.pe, cfg.m, cfg.n, ref.xnor_dot_bits(mw))
         np.testing.assert_array_equal(got, dots)
         assert np.any(pc.table != 0)  # the correction is exercised
+    elif cfg.act == 2:
+        acc_w = ref.mb_acc_bits(cfg.m, cfg.n, mw, 4, 3)
+        np.testing.assert_array_equal(gen.decode_acc(res.words, vectors, cfg.mh, cfg.pe, acc_w), acc)
+        assert np.any(acc < 0) and np.any(acc > 0)
     else:
         got = gen.decode_bits(res.words, vectors, cfg.mh, cfg.pe, cfg.nout)
         expect = ref.mb_threshold(acc, thr, pos)

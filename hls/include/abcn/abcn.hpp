@@ -11,5 +11,7 @@
 #include "bit_maxpool.hpp"
 #include "logits.hpp"
 #include "stream_utils.hpp"
+#include "residual.hpp"
+#include "int_pool.hpp"
 
 #endif // ABCN_ABCN_HPP
