@@ -63,6 +63,8 @@ CASES = [
     Join(4, 4, 4, 1, THRESH, 40, nout=2, thr_w=64),    # 64-bit thresholds (the rounded lowering's int64 T)
     Join(4, 2, 4, 2, BOTH, 32, 31, s_w=16, t_w=40),    # 50-bit exact sum
     Join(6, 3, 4, 2, SUM, 8, 8, s_w=2, t_w=3, out_w=9),  # OUT_W below the worst case: wraps mod 2^OUT_W
+    # a 64-bit join (the C-simulation fast path needs <= 63: the ap_int code runs), 60-bit sum out
+    Join(4, 2, 3, 2, BOTH, 48, 40, s_w=14, t_w=20, thr_w=64, out_w=60),
     Join(8, 4, 5, 2, BOTH, 12, 10, nout=3, variant="portable"),
     Join(6, 3, 4, 1, THRESH, 12, nout=2, variant="portable"),
 ]

@@ -38,6 +38,10 @@
 #endif
 #include <ap_int.h>
 #include <hls_stream.h>
+#if !defined(__SYNTHESIS__)
+#include <type_traits>
+#include <utility>
+#endif
 #if defined(__GNUC__) && !defined(__SYNTHESIS__)
 #pragma GCC diagnostic pop
 #endif
@@ -130,6 +134,60 @@ inline unsigned long long csim_get_bits(const unsigned long long *src, unsigned 
     unsigned long long v = src[w] >> b;
     if (b != 0 && b + len > 64) v |= src[w + 1] << (64 - b);
     return len == 64 ? v : (v & ((1ull << len) - 1ull));
+}
+
+// A W-bit word as 64-bit chunks (chunk c = bits [64c, 64c+63]) and back, for the C-simulation fast
+// paths of the integer-stream kernels. A range selection on a wide ap_uint costs ~100 ns in C
+// simulation; when the ap_types headers expose their storage (ap_int_base::V.get_pVal, the open-source
+// and Vitis C-simulation headers) the chunks are read and written directly, else by range selection.
+template <class T, class = void>
+struct csim_has_pval : std::false_type {};
+template <class T>
+struct csim_has_pval<T, decltype((void)std::declval<const T &>().V.get_pVal(0))> : std::true_type {};
+
+template <int W>
+inline void csim_load_chunks(const ap_uint<W> &w, unsigned long long *dst, std::true_type) {
+    for (unsigned c = 0; c < ((unsigned)W + 63) / 64; c++) dst[c] = (unsigned long long)w.V.get_pVal((int)c);
+    if (W % 64 != 0) dst[(W - 1) / 64] &= (1ull << (W % 64)) - 1ull;
+}
+template <int W>
+inline void csim_load_chunks(const ap_uint<W> &w, unsigned long long *dst, std::false_type) {
+    for (unsigned c = 0; c < ((unsigned)W + 63) / 64; c++) {
+        const unsigned hi = (c * 64 + 63 < (unsigned)W - 1) ? c * 64 + 63 : (unsigned)W - 1;
+        dst[c] = ap_uint<64>(w(hi, c * 64)).to_uint64();
+    }
+}
+// dst[0 .. ceil(W/64)-1] = the chunks of w (bits above W zero).
+template <int W>
+inline void csim_load_chunks(const ap_uint<W> &w, unsigned long long *dst) {
+    if (W <= 64) {
+        dst[0] = w.to_uint64();
+        return;
+    }
+    csim_load_chunks(w, dst, std::integral_constant<bool, csim_has_pval<ap_uint<W> >::value && (W > 64)>());
+}
+template <int W>
+inline void csim_store_chunks(ap_uint<W> &w, const unsigned long long *src, std::true_type) {
+    for (unsigned c = 0; c < ((unsigned)W + 63) / 64; c++) w.V.get_pVal((int)c) = src[c];
+    if (W % 64 != 0) w.V.get_pVal((W - 1) / 64) &= (1ull << (W % 64)) - 1ull;
+}
+template <int W>
+inline void csim_store_chunks(ap_uint<W> &w, const unsigned long long *src, std::false_type) {
+    for (unsigned c = 0; c < ((unsigned)W + 63) / 64; c++) {
+        const unsigned hi = (c * 64 + 63 < (unsigned)W - 1) ? c * 64 + 63 : (unsigned)W - 1;
+        w(hi, c * 64) = ap_uint<64>(src[c]);
+    }
+}
+// The W-bit word whose chunks are src[0 .. ceil(W/64)-1] (bits above W ignored).
+template <int W>
+inline ap_uint<W> csim_store_chunks(const unsigned long long *src) {
+    ap_uint<W> w = 0;
+    if (W <= 64) {
+        w = ap_uint<W>(src[0]);
+        return w;
+    }
+    csim_store_chunks(w, src, std::integral_constant<bool, csim_has_pval<ap_uint<W> >::value && (W > 64)>());
+    return w;
 }
 #endif
 

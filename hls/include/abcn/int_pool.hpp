@@ -12,6 +12,11 @@
 #include "residual.hpp"
 #include "sliding_window.hpp"
 
+#if ABCN_CSIM_FAST
+#include <cstddef>
+#include <vector>
+#endif
+
 namespace abcn {
 
 // ---------------------------------------------------------------------------------------------
@@ -40,6 +45,30 @@ void GlobalSumPool(hls::stream<ap_uint<PE * IN_W> > &in, hls::stream<ap_uint<PE 
     const unsigned long long total = (unsigned long long)reps * PIXELS * NF;
     unsigned nf = 0;
     unsigned long long pix = 0;
+#if ABCN_CSIM_FAST
+    // C simulation: the same reads, writes and counts on native integers: the int64 sum of PIXELS
+    // values of IN_W bits is exact, and taking it modulo 2^OUT_W at the output (csim_pack_fields)
+    // equals the ap_int<OUT_W> running sum modulo 2^OUT_W.
+    if (IN_W + clog2(PIXELS) <= 63 && OUT_W <= 64) {
+        std::vector<long long> nacc((std::size_t)NF * PE);
+        for (unsigned long long i = 0; i < total; i++) {
+            ABCN_COUNT_ITER();
+            long long x[PE], o[PE];
+            csim_unpack_fields<IN_W>(in.read(), x);
+            for (unsigned pe = 0; pe < PE; pe++) {
+                long long &a = nacc[(std::size_t)nf * PE + pe];
+                a = (pix == 0 ? 0 : a) + x[pe];
+                o[pe] = a;
+            }
+            if (pix == PIXELS - 1) out.write(csim_pack_fields<OUT_W>(o));
+            if (++nf == NF) {
+                nf = 0;
+                pix = (pix + 1 == PIXELS) ? 0 : pix + 1;
+            }
+        }
+        return;
+    }
+#endif
     for (unsigned long long i = 0; i < total; i++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = acc inter RAW distance = NF true
@@ -60,6 +89,44 @@ void GlobalSumPool(hls::stream<ap_uint<PE * IN_W> > &in, hls::stream<ap_uint<PE 
         }
     }
 }
+
+// Position of the current window tap in IntWindowMax's input (order oy, ox, ky, kx, cf) and
+// whether an earlier tap of the window was a real pixel (seen; the same for every cf: padding
+// depends on the tap only).
+template <unsigned IFM_H, unsigned IFM_W, unsigned CF, unsigned KH, unsigned KW, unsigned SH, unsigned SW,
+          unsigned PT, unsigned PL, unsigned OFM_H, unsigned OFM_W>
+struct WindowTapCursor {
+    unsigned cf = 0, kx = 0, ky = 0, ox = 0, oy = 0;
+    bool seen = false;
+    bool real() const {
+#pragma HLS INLINE
+        const int iy = (int)(oy * SH + ky) - (int)PT;
+        const int ix = (int)(ox * SW + kx) - (int)PL;
+        return iy >= 0 && iy < (int)IFM_H && ix >= 0 && ix < (int)IFM_W;
+    }
+    bool last_tap() const {
+#pragma HLS INLINE
+        return ky == KH - 1 && kx == KW - 1;
+    }
+    void next(bool was_real) {
+#pragma HLS INLINE
+        if (++cf == CF) {
+            cf = 0;
+            seen = seen || was_real;
+            if (++kx == KW) {
+                kx = 0;
+                if (++ky == KH) {
+                    ky = 0;
+                    seen = false;
+                    if (++ox == OFM_W) {
+                        ox = 0;
+                        if (++oy == OFM_H) oy = 0;
+                    }
+                }
+            }
+        }
+    }
+};
 
 // ---------------------------------------------------------------------------------------------
 // IntWindowMax: max over the KH*KW taps of each window produced by SlidingWindowRect on an integer
@@ -85,47 +152,51 @@ void IntWindowMax(hls::stream<ap_uint<PE * IN_W> > &in, hls::stream<ap_uint<PE *
 #pragma HLS BIND_STORAGE variable = acc type = ram_2p impl = lutram
     ABCN_COUNT_CALL();
     const unsigned long long total = (unsigned long long)reps * OFM_H * OFM_W * KH * KW * CF;
-    unsigned cf = 0, kx = 0, ky = 0, ox = 0, oy = 0;
-    bool seen = false;
+    WindowTapCursor<IFM_H, IFM_W, CF, KH, KW, SH, SW, PT, PL, OFM_H, OFM_W> tap;
+#if ABCN_CSIM_FAST
+    // C simulation: the same reads, writes, counts and selection on native integers (IN_W <= 64).
+    if (IN_W <= 64) {
+        std::vector<long long> nacc((std::size_t)CF * PE);
+        for (unsigned long long i = 0; i < total; i++) {
+            ABCN_COUNT_ITER();
+            long long b[PE];
+            csim_unpack_fields<IN_W>(in.read(), b);
+            const bool real = tap.real();
+            long long *a = &nacc[(std::size_t)tap.cf * PE];
+            for (unsigned pe = 0; pe < PE; pe++)
+                if (real && (!tap.seen || b[pe] > a[pe])) a[pe] = b[pe];
+            if (tap.last_tap()) {
+                long long r[PE];
+                for (unsigned pe = 0; pe < PE; pe++) r[pe] = a[pe];
+                out.write(csim_pack_fields<IN_W>(r));
+            }
+            tap.next(real);
+        }
+        return;
+    }
+#endif
     for (unsigned long long i = 0; i < total; i++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = acc inter RAW distance = CF true
         ABCN_COUNT_ITER();
         const ap_uint<PE * IN_W> v = in.read();
-        const int iy = (int)(oy * SH + ky) - (int)PT;
-        const int ix = (int)(ox * SW + kx) - (int)PL;
-        const bool real = iy >= 0 && iy < (int)IFM_H && ix >= 0 && ix < (int)IFM_W;
-        // seen: an earlier tap (ky', kx') of this window was a real pixel (the same for every cf:
-        // padding depends on the tap only); until then the running max is empty and the first
-        // real tap is taken whatever its value.
-        const ap_uint<PE * IN_W> cur = acc[cf];
+        const bool real = tap.real();
+        // until the window has seen a real pixel its running max is empty: the first real tap is
+        // taken whatever its value; padding taps never change it
+        const ap_uint<PE * IN_W> cur = acc[tap.cf];
         ap_uint<PE * IN_W> r = 0;
         for (unsigned pe = 0; pe < PE; pe++) {
 #pragma HLS UNROLL
             const ap_int<IN_W> a = int_field<IN_W>(cur, pe);
             const ap_int<IN_W> b = int_field<IN_W>(v, pe);
-            const bool take = real && (!seen || b > a);
+            const bool take = real && (!tap.seen || b > a);
             set_int_field<IN_W>(r, pe, take ? b : a);
         }
-        if (ky == KH - 1 && kx == KW - 1)
+        if (tap.last_tap())
             out.write(r);
         else
-            acc[cf] = r;
-        if (++cf == CF) {
-            cf = 0;
-            seen = seen || real;
-            if (++kx == KW) {
-                kx = 0;
-                if (++ky == KH) {
-                    ky = 0;
-                    seen = false;
-                    if (++ox == OFM_W) {
-                        ox = 0;
-                        if (++oy == OFM_H) oy = 0;
-                    }
-                }
-            }
-        }
+            acc[tap.cf] = r;
+        tap.next(real);
     }
 }
 

@@ -32,6 +32,28 @@ inline void set_int_field(ap_uint<WORD_W> &word, unsigned j, const ap_int<VW> &v
     word((j + 1) * W - 1, j * W) = ap_uint<W>(ap_int<W>(v));
 }
 
+#if ABCN_CSIM_FAST
+// C simulation: the fields of integer-stream words as native integers (W <= 64 bits), through
+// 64-bit chunks (csim_load_chunks / csim_store_chunks): bit-exact with int_field / set_int_field.
+inline long long csim_sext(unsigned long long v, unsigned w) {
+    return w >= 64 ? (long long)v : (long long)(v << (64 - w)) >> (64 - w);
+}
+template <int W, unsigned PE, int WORD_W>
+inline void csim_unpack_fields(const ap_uint<WORD_W> &word, long long (&x)[PE]) {
+    unsigned long long ch[(WORD_W + 63) / 64 + 1];
+    csim_load_chunks(word, ch);
+    ch[(WORD_W + 63) / 64] = 0;
+    for (unsigned j = 0; j < PE; j++) x[j] = csim_sext(csim_get_bits(ch, j * W, W), W);
+}
+template <int W, unsigned PE>
+inline ap_uint<PE * W> csim_pack_fields(const long long (&v)[PE]) {
+    unsigned long long ch[(PE * W + 63) / 64 + 1] = {0};
+    const unsigned long long mask = W >= 64 ? ~0ull : (1ull << W) - 1ull;  // modulo 2^W
+    for (unsigned j = 0; j < PE; j++) csim_put_bits(ch, j * W, (unsigned long long)v[j] & mask, W);
+    return csim_store_chunks<PE * W>(ch);
+}
+#endif
+
 // Width of the exact join  y = s0*x0 [+ s1*x1] + t  for signed x0 (IN0_W bits), x1 (IN1_W), s (S_W),
 // t (T_W): each product needs S_W + IN_W bits, the sum of three terms two more.
 constexpr unsigned residual_sum_bits(unsigned in0_w, unsigned in1_w, unsigned s_w, unsigned t_w) {
@@ -97,6 +119,16 @@ struct ResidualAddParams {
             y[pe] = acc;
         }
     }
+#if ABCN_CSIM_FAST
+    // C simulation: the same y on native integers (exact when residual_sum_bits <= 63)
+    void apply_native(unsigned nf, const long long (&x0)[PE], const long long (&x1)[PE], long long (&y)[PE]) const {
+        for (unsigned pe = 0; pe < PE; pe++) {
+            long long acc = t[pe][nf].to_int64() + s[pe][nf][0].to_int64() * x0[pe];
+            if (K == 2) acc += s[pe][nf][K - 1].to_int64() * x1[pe];
+            y[pe] = acc;
+        }
+    }
+#endif
 };
 
 // The identity "join" (y = x0): used by IntThreshold.
@@ -115,6 +147,11 @@ struct IntIdentity {
             y[pe] = x0[pe];
         }
     }
+#if ABCN_CSIM_FAST
+    void apply_native(unsigned, const long long (&x0)[PE], const long long (&)[PE], long long (&y)[PE]) const {
+        for (unsigned pe = 0; pe < PE; pe++) y[pe] = x0[pe];
+    }
+#endif
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -155,6 +192,21 @@ struct IntThresholdParams {
         }
         return out;
     }
+#if ABCN_CSIM_FAST
+    // C simulation: the same word from native integers (thresholds of <= 64 bits are exact)
+    out_t activate_native(unsigned nf, const long long (&y)[PE]) const {
+        unsigned long long ch[(NOUT * PE + 63) / 64 + 1] = {0};
+        for (unsigned pe = 0; pe < PE; pe++) {
+            const bool p = pos[pe][nf] != 0;
+            for (unsigned j = 0; j < NOUT; j++) {
+                const long long th = thr[pe][nf][j].to_int64();
+                const bool bit = p ? (y[pe] >= th) : (y[pe] <= th);
+                ch[(j * PE + pe) / 64] |= (unsigned long long)bit << ((j * PE + pe) % 64);
+            }
+        }
+        return csim_store_chunks<NOUT * PE>(ch);
+    }
+#endif
 };
 
 // No threshold (ResidualAdd emits the sum only).
@@ -163,6 +215,8 @@ struct NoIntThreshold {
     typedef ap_uint<1> out_t;
     template <unsigned PE, int Y_W>
     out_t activate(unsigned, const ap_int<Y_W> (&)[PE]) const { return 0; }
+    template <unsigned PE>
+    out_t activate_native(unsigned, const long long (&)[PE]) const { return 0; }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -186,6 +240,26 @@ void residual_join(hls::stream<ap_uint<PE * IN0_W> > &in0, hls::stream<ap_uint<P
     ABCN_COUNT_CALL();
     const unsigned long long total = (unsigned long long)reps * PIXELS * NF;
     unsigned nf = 0;
+#if ABCN_CSIM_FAST
+    // C simulation: the same reads, writes and counts on native integers (bit-exact: y fits 63
+    // bits, every field <= 64 bits); a wide ap_uint field access costs ~100 ns here.
+    if (Y_W <= 63 && IN0_W <= 64 && IN1_W <= 64 && OUT_W <= 64) {
+        for (unsigned long long i = 0; i < total; i++) {
+            ABCN_COUNT_ITER();
+            long long x0[PE], x1[PE], y[PE];
+            csim_unpack_fields<IN0_W>(in0.read(), x0);
+            if (K == 2)
+                csim_unpack_fields<IN1_W>(in1.read(), x1);
+            else
+                for (unsigned pe = 0; pe < PE; pe++) x1[pe] = 0;
+            add.apply_native(nf, x0, x1, y);
+            if (EMIT_BITS) bits.write(thr.activate_native(nf, y));
+            if (EMIT_SUM) sum.write(csim_pack_fields<OUT_W>(y));
+            nf = (nf + 1 == NF) ? 0 : nf + 1;
+        }
+        return;
+    }
+#endif
     for (unsigned long long i = 0; i < total; i++) {
 #pragma HLS PIPELINE II = 1
         ABCN_COUNT_ITER();
