@@ -34,12 +34,18 @@ void BitMaxPool(hls::stream<ap_uint<WORD_W> > &in, hls::stream<ap_uint<WORD_W> >
     ap_uint<WORD_W> win[CF];
 #pragma HLS ARRAY_PARTITION variable = win complete dim = 1
     ap_uint<WORD_W> rowacc[OFM_W * CF];
+    // rowacc[ox*CF + cf] is read and written in one iteration and next touched one input row
+    // (IFM_W*CF iterations) later: a true dependence of that distance (>= 2), stated for HLS,
+    // which cannot derive it from the running indices.
+    constexpr unsigned ROWACC_DIST = IFM_W * CF;
+    (void)ROWACC_DIST;  // read by the DEPENDENCE pragma only
     ABCN_COUNT_CALL();
 
     for (unsigned rep = 0; rep < reps; rep++) {
         unsigned y = 0, x = 0, cf = 0, py = 0, px = 0, ox = 0;
         for (unsigned i = 0; i < IFM_H * IFM_W * CF; i++) {
 #pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = rowacc inter RAW distance = ROWACC_DIST true
             ABCN_COUNT_ITER();
             const ap_uint<WORD_W> v = in.read();
             const bool inside = (y < OFM_H * POOL) && (x < OFM_W * POOL);

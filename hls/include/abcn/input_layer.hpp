@@ -146,6 +146,9 @@ void IntMVU(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename TA::
     unsigned sf = 0, nf = 0, tile = 0;
     for (unsigned long long i = 0; i < total; i++) {
 #pragma HLS PIPELINE II = 1
+        // inbuf[sf] is written in neuron fold 0 and read back SF iterations later (fold 1, and the
+        // next vector's fold 0 overwrites it SF iterations after the last read)
+#pragma HLS DEPENDENCE variable = inbuf inter RAW distance = SF true
         ABCN_COUNT_ITER();
         ap_uint<SIMD * IN_BITS> xw;
         if (nf == 0) {

@@ -83,6 +83,7 @@ void SlidingWindowRect(hls::stream<ap_uint<WORD_W> > &in, hls::stream<ap_uint<WO
         // Prologue: the input rows of the first window (rows 0 .. KH-1-PT).
         for (unsigned i = 0; i < PRO_ROWS * ROW_WORDS; i++) {
 #pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = buf inter false
             ABCN_COUNT_ITER();
             buf[wslot * ROW_WORDS + wcol] = in.read();
             if (++wcol == ROW_WORDS) {
@@ -100,6 +101,12 @@ void SlidingWindowRect(hls::stream<ap_uint<WORD_W> > &in, hls::stream<ap_uint<WO
             unsigned ox = 0, ky = 0, kx = 0, cf = 0;  // emit position
             for (unsigned i = 0; i < ROW_ITERS; i++) {
 #pragma HLS PIPELINE II = 1
+                // The rows read while emitting output row oy were all loaded before this loop and
+                // the rows loaded in it (those of output row oy+1) sit in other slots of the ring
+                // (KH + SH rows): no read in this loop sees a write of this loop, in the same
+                // iteration or another. HLS cannot prove it from the modular slot indices.
+#pragma HLS DEPENDENCE variable = buf inter false
+#pragma HLS DEPENDENCE variable = buf intra false
                 ABCN_COUNT_ITER();
                 if (i < to_read) {
                     buf[wslot * ROW_WORDS + wcol] = in.read();

@@ -175,6 +175,9 @@ void XnorMVU_core(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
     PixelCounter<PC::OFM_H, PC::OFM_W> pix;  // output pixel of the vector (PC::enabled only)
     for (unsigned long long i = 0; i < total; i++) {
 #pragma HLS PIPELINE II = 1
+        // inbuf[sf] is written in neuron fold 0 and read back SF iterations later (fold 1, and the
+        // next vector's fold 0 overwrites it SF iterations after the last read)
+#pragma HLS DEPENDENCE variable = inbuf inter RAW distance = SF true
         ABCN_COUNT_ITER();
         ap_uint<N * SIMD> x;
         if (nf == 0) {
