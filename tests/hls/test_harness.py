@@ -136,6 +136,8 @@ def test_bad_parameters_are_rejected(_, which, tb_builder, tmp_path):
 @pytest.mark.parametrize("tb,override,message", [
     ("tb_xnor_mvu", dict(SIMD=5), "SIMD must divide MW"),
     ("tb_sliding_window", dict(P=3), "padding must be smaller than the kernel"),
+    ("tb_int_pool", dict(PR=3), "padding must be smaller than the kernel"),
+    ("tb_residual", dict(PE=4), "PE must divide the channel count"),
 ])
 def test_bad_configuration_fails_to_compile(tb, override, message, tb_builder):
     cfg = dict(REPRESENTATIVE[tb], **override)

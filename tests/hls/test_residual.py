@@ -61,6 +61,7 @@ CASES = [
     Join(10, 5, 3, 1, BOTH, 13, nout=3, reps=3),
     Join(6, 2, 5, 1, THRESH, 16, nout=3),              # IntThreshold
     Join(4, 4, 4, 1, THRESH, 40, nout=2, thr_w=64),    # 64-bit thresholds (the rounded lowering's int64 T)
+    Join(40, 40, 2, 1, THRESH, 12, nout=3),            # 120-bit threshold words (several 64-bit chunks)
     Join(4, 2, 4, 2, BOTH, 32, 31, s_w=16, t_w=40),    # 50-bit exact sum
     Join(6, 3, 4, 2, SUM, 8, 8, s_w=2, t_w=3, out_w=9),  # OUT_W below the worst case: wraps mod 2^OUT_W
     # a 64-bit join (the C-simulation fast path needs <= 63: the ap_int code runs), 60-bit sum out
