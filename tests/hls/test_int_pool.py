@@ -24,6 +24,9 @@ class GSP:
     def ow(self):
         return self.out_w or ref.global_sum_pool_bits(self.in_w, self.pixels)
 
+    def id(self):
+        return f"c{self.c}-pe{self.pe}-px{self.pixels}-in{self.in_w}-out{self.ow}-{self.variant}"
+
     def spec(self):
         return Spec.of("tb_int_pool", self.variant, OP=0, C=self.c, PE=self.pe, PIXELS=self.pixels,
                        IN_W=self.in_w, OUT_W=self.ow)
@@ -37,12 +40,12 @@ GSPS = [
     GSP(6, 6, 16, 13),        # PE = C, power-of-two pixel count: the width bound is tight
     GSP(5, 1, 7, 20),         # PE 1 (NF = C: the accumulator recurs every 5 iterations)
     GSP(4, 4, 1, 9),          # one pixel: the sum is the input
-    GSP(12, 3, 49, 24, reps=2),
+    pytest.param(GSP(12, 3, 49, 24, reps=2), marks=pytest.mark.slow),
     GSP(8, 4, 6, 10, variant="portable"),
 ]
 
 
-@pytest.mark.parametrize("cfg", GSPS, ids=lambda c: f"c{c.c}-pe{c.pe}-px{c.pixels}-in{c.in_w}-out{c.ow}-{c.variant}")
+@pytest.mark.parametrize("cfg", GSPS, ids=lambda c: (c if isinstance(c, GSP) else c.values[0]).id())
 def test_global_sum_pool(cfg, tb_builder, tmp_path):
     rng = np.random.default_rng(cfg.pixels + cfg.c)
     lo, hi = -(2 ** (cfg.in_w - 1)), 2 ** (cfg.in_w - 1) - 1

@@ -46,6 +46,10 @@ class Block:
     def out_w(self):
         return ref.residual_sum_bits(self.acc_w, self.r_w, S_W, T_W)
 
+    def id(self):
+        return (f"{self.h}x{self.w}x{self.c}-pe{self.pe}-m{self.m}-n{self.n}.{self.n2}.{self.n3}-r{self.r_w}"
+                f"-{self.variant}")
+
     def spec(self):
         return Spec.of("tb_residual_block", self.variant, H=self.h, W=self.w, C=self.c, PE=self.pe, M=self.m,
                        N=self.n, N2=self.n2, N3=self.n3, R_W=self.r_w, OUT_W=self.out_w)
@@ -56,7 +60,7 @@ class Block:
 
 BLOCKS = [
     Block(5, 6, 4, 2, 2, 2, 2, 3, 10),
-    Block(4, 4, 6, 3, 1, 3, 1, 2, 16, variant="portable"),
+    pytest.param(Block(4, 4, 6, 3, 1, 3, 1, 2, 16, variant="portable"), marks=pytest.mark.slow),
 ]
 
 
@@ -76,7 +80,7 @@ def _thr_tokens(thr, pos, pe):
     return [int(v) for v in ref.fold_channels(thr, pe).reshape(-1)] + [int(v) for v in ref.fold_channels(pos, pe).reshape(-1)]
 
 
-@pytest.mark.parametrize("cfg", BLOCKS, ids=lambda c: f"{c.h}x{c.w}x{c.c}-pe{c.pe}-m{c.m}-n{c.n}.{c.n2}.{c.n3}-r{c.r_w}-{c.variant}")
+@pytest.mark.parametrize("cfg", BLOCKS, ids=lambda c: (c if isinstance(c, Block) else c.values[0]).id())
 def test_residual_block(cfg, tb_builder, tmp_path):
     rng = np.random.default_rng(cfg.c * 100 + cfg.h)
     b, h, w, c, pe = cfg.reps, cfg.h, cfg.w, cfg.c, cfg.pe
