@@ -87,6 +87,8 @@ def main(argv=None) -> int:
     ap.add_argument("--synth-images", type=int, default=200,
                     help="images the synthesis view runs (the first ones of each model's set)")
     ap.add_argument("--cnv-synth-images", type=int, default=20, help="images the synthesis view runs on CNV")
+    ap.add_argument("--synth-models", default=None,
+                    help="models whose synthesis view is measured (default: all; its g++ build takes minutes)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=256, help="onnxruntime batch size")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "bench_csim.json"))
@@ -106,8 +108,10 @@ def main(argv=None) -> int:
                 else args.images
             print(f"== prepare {name} ({n} images)", flush=True)
             m = prepare(name, Path(tmp), n)
+            synth_models = None if args.synth_models is None else args.synth_models.split(",")
+            m["synth"] = synth_models is None or name in synth_models
             m["xs"] = m["x"][:min(n, args.cnv_synth_images if name.startswith("cnv") else args.synth_images)]
-            for variant in ("fast", "synth"):
+            for variant in ("fast", "synth") if m["synth"] else ("fast",):
                 t0 = time.perf_counter()
                 build(m["build"], variant=variant, library=True)
                 m[f"gxx_{variant}_s"] = time.perf_counter() - t0
@@ -118,7 +122,7 @@ def main(argv=None) -> int:
             m["loads"] = []
             models.append(m)
             print(f"   compile {m['compile_s']:.1f} s, g++ fast {m['gxx_fast_s']:.1f} s, "
-                  f"synth {m['gxx_synth_s']:.1f} s", flush=True)
+                  f"synth {m.get('gxx_synth_s', float('nan')):.1f} s", flush=True)
         for r in range(args.rounds):
             for m in models:
                 m["loads"].append(os.getloadavg()[0])
@@ -128,34 +132,36 @@ def main(argv=None) -> int:
                 m["best"]["fast"] = min(m["best"]["fast"], t)
                 m["best"]["fast_loop"] = min(m["best"]["fast_loop"], fast.sim_seconds)
                 m["cycles_match"] = fast.cycles_match
-                t0 = time.perf_counter()
-                synth = simulate(m["build"], m["xs"], variant="synth")
-                m["best"]["synth"] = min(m["best"]["synth"], time.perf_counter() - t0)
-                m["synth_equal"] = bool(np.array_equal(synth.output, fast.output[:len(m["xs"])])
-                                        and np.array_equal(synth.accumulators, fast.accumulators[:len(m["xs"])]))
+                if m["synth"]:
+                    t0 = time.perf_counter()
+                    synth = simulate(m["build"], m["xs"], variant="synth")
+                    m["best"]["synth"] = min(m["best"]["synth"], time.perf_counter() - t0)
+                    m["synth_equal"] = bool(np.array_equal(synth.output, fast.output[:len(m["xs"])])
+                                            and np.array_equal(synth.accumulators, fast.accumulators[:len(m["xs"])]))
                 t0 = time.perf_counter()
                 run(m["sess"], m["x"], args.batch)
                 m["best"]["ort"] = min(m["best"]["ort"], time.perf_counter() - t0)
-                print(f"   round {r + 1} {m['name']}: fast {len(m['x']) / m['best']['fast']:,.0f}/s, synth "
-                      f"{len(m['xs']) / m['best']['synth']:,.0f}/s, ort {len(m['x']) / m['best']['ort']:,.0f}/s",
-                      flush=True)
+                synth_s = f"{len(m['xs']) / m['best']['synth']:,.0f}/s" if m["synth"] else "not run"
+                print(f"   round {r + 1} {m['name']}: fast {len(m['x']) / m['best']['fast']:,.0f}/s, synth {synth_s}, "
+                      f"ort {len(m['x']) / m['best']['ort']:,.0f}/s", flush=True)
         results = []
         for m in models:
             n, ns, best = len(m["x"]), len(m["xs"]), m["best"]
-            fast, synth, ort = n / best["fast"], ns / best["synth"], n / best["ort"]
+            fast, ort = n / best["fast"], n / best["ort"]
+            synth = ns / best["synth"] if m["synth"] else None
             goal = GOALS.get(m["name"])
             results.append({
                 "model": m["name"], "label": LABELS.get(m["name"], m["name"]), "source": m["source"],
                 "images": n, "synth_images": ns, "folding": m["result"].folding,
                 "estimate_ii_cycles": m["result"].estimate.ii,
                 "compile_s": round(m["compile_s"], 2), "gxx_fast_s": round(m["gxx_fast_s"], 1),
-                "gxx_synth_s": round(m["gxx_synth_s"], 1),
+                "gxx_synth_s": round(m["gxx_synth_s"], 1) if synth else None,
                 "csim_fast_images_per_s": round(fast, 1), "csim_fast_loop_images_per_s": round(n / best["fast_loop"], 1),
-                "csim_synth_images_per_s": round(synth, 1), "ort_images_per_s": round(ort, 1),
-                "fast_vs_ort": round(fast / ort, 3), "synth_vs_ort": round(synth / ort, 3),
-                "synth_seconds_per_2000_images": round(2000 / synth, 1),
+                "csim_synth_images_per_s": round(synth, 1) if synth else None, "ort_images_per_s": round(ort, 1),
+                "fast_vs_ort": round(fast / ort, 3), "synth_vs_ort": round(synth / ort, 3) if synth else None,
+                "synth_seconds_per_2000_images": round(2000 / synth, 1) if synth else None,
                 "goal_fast_vs_ort": goal, "goal_met": None if goal is None else bool(fast / ort >= goal),
-                "synth_equals_fast": m["synth_equal"], "cycles_match": m["cycles_match"],
+                "synth_equals_fast": m.get("synth_equal"), "cycles_match": m["cycles_match"],
                 "load_average_1min_per_round": [round(v, 2) for v in m["loads"]],
             })
     doc = {
@@ -187,10 +193,12 @@ def table(doc: dict) -> str:
     for r in doc["results"]:
         goal = "—" if r["goal_fast_vs_ort"] is None else \
             f"≥ {r['goal_fast_vs_ort']:g}×: {'met' if r['goal_met'] else '**not met**'}"
+        synth = "not run" if r["csim_synth_images_per_s"] is None else \
+            f"{r['csim_synth_images_per_s']:,.0f} ({r['synth_images']:,} images)"
+        per2000 = "—" if r["synth_seconds_per_2000_images"] is None else f"{r['synth_seconds_per_2000_images']:g} s"
         rows.append(f"| {r['label']} | {r['images']:,} | {r['csim_fast_images_per_s']:,.0f} "
-                    f"({r['csim_fast_loop_images_per_s']:,.0f}) | {r['csim_synth_images_per_s']:,.0f} "
-                    f"| {r['ort_images_per_s']:,.0f} | {r['fast_vs_ort']:.2f} | {goal} "
-                    f"| {r['synth_seconds_per_2000_images']:g} s |")
+                    f"({r['csim_fast_loop_images_per_s']:,.0f}) | {synth} "
+                    f"| {r['ort_images_per_s']:,.0f} | {r['fast_vs_ort']:.2f} | {goal} | {per2000} |")
     return "\n".join(rows)
 
 

@@ -221,8 +221,8 @@ def _fast_equals_synthesis_view(build, x):
     fast = simulate(build, x, threads=1)
     synth = simulate(build, x, threads=2, variant="synth")
     assert np.array_equal(fast.output, synth.output) and np.array_equal(fast.accumulators, synth.accumulators)
-    assert [(c["id"], c["counted"], c["calls"]) for c in fast.counts] == \
-        [(c["id"], c["counted"], c["calls"]) for c in synth.counts]
+    # per-image iterations of every stage (the calls per stage follow the thread split: cycles_match)
+    assert [(c["id"], c["counted"]) for c in fast.counts] == [(c["id"], c["counted"]) for c in synth.counts]
     assert synth.cycles_match and fast.cycles_match
 
 
