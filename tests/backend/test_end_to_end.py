@@ -213,16 +213,36 @@ def test_registry_models_bit_exact(name, m, n, tmp_path):
     _check(verify(path, tmp_path / "b", x[:64]), 64)
 
 
+def _fast_equals_synthesis_view(build, x):
+    """The project as Vitis HLS sees it (synthesizable loops, ap_uint ROMs and streams, the ap_int
+    threshold and first-layer code) gives the fast C simulation's outputs, accumulators and loop
+    counts (every C-simulation fast path: XnorMVU, IntMVU, csim_act, the sliding window, the width
+    converter, the popcount)."""
+    fast = simulate(build, x, threads=1)
+    synth = simulate(build, x, threads=2, variant="synth")
+    assert np.array_equal(fast.output, synth.output) and np.array_equal(fast.accumulators, synth.accumulators)
+    # per-image iterations of every stage (the calls per stage follow the thread split: cycles_match)
+    assert [(c["id"], c["counted"]) for c in fast.counts] == [(c["id"], c["counted"]) for c in synth.counts]
+    assert synth.cycles_match and fast.cycles_match
+
+
 @pytest.mark.slow
 def test_lenet33_synthesis_view_equals_fast_csim(lenet33):
-    """The whole lenet (3,3) project as Vitis HLS sees it (synthesizable loops, ap_uint ROMs, the
-    integer first layer's ap_int code) gives the fast C simulation's outputs and loop counts."""
     path, x, build = lenet33
-    fast = simulate(build, x[:12], threads=1)
-    synth = simulate(build, x[:12], threads=2, variant="synth")
-    assert np.array_equal(fast.output, synth.output) and np.array_equal(fast.accumulators, synth.accumulators)
-    assert [(c["id"], c["counted"]) for c in fast.counts] == [(c["id"], c["counted"]) for c in synth.counts]
-    assert synth.cycles_match
+    _fast_equals_synthesis_view(build, x[:12])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tfc_1w1a", "sfc_1w1a", "lfc_1w1a", "cnv_1w1a"])
+def test_bnn_pynq_synthesis_view_equals_fast_csim(name, tmp_path):
+    """Every BNN-PYNQ 1W1A net at its default folding (PE = 1 streams on LFC, the integer first
+    layer and the sliding windows on CNV): the fast paths against the synthesis view, a few images
+    (each synthesis-view build is a minute or more of g++)."""
+    from _models import bnn_pynq
+
+    path, x = bnn_pynq(name, str(tmp_path / f"{name}.onnx"))
+    compile(path, tmp_path / "b")
+    _fast_equals_synthesis_view(tmp_path / "b", x[:4])
 
 
 @pytest.mark.slow

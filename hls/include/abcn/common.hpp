@@ -109,10 +109,12 @@ struct IterCounter {
 // ---------------------------------------------------------------------------------------------
 // C-simulation fast paths.
 //
-// In C simulation (no __SYNTHESIS__) some kernels (popcount, XnorMVU) use a bit-exact fast path on
-// native 64-bit words, so that whole-network csim is fast. Define ABCN_SIM_SYNTH_PATH (or the older
-// ABCN_PORTABLE_POPCOUNT) to simulate exactly the synthesizable code instead; the test-suite runs
-// both.
+// In C simulation (no __SYNTHESIS__) the kernels use bit-exact fast paths on native integers (popcount,
+// XnorMVU, IntMVU, the multi-base threshold through csim_act, the sliding window, the width
+// converter), so that whole-network csim is fast. Define ABCN_SIM_SYNTH_PATH (or the older
+// ABCN_PORTABLE_POPCOUNT) to simulate exactly the synthesizable code instead (abcn_hw.sim variant
+// "synth"); the test-suite runs both on every zoo and BNN-PYNQ network of its fast set and compares
+// outputs and iteration counters.
 // ---------------------------------------------------------------------------------------------
 #if !defined(__SYNTHESIS__) && !defined(ABCN_SIM_SYNTH_PATH) && !defined(ABCN_PORTABLE_POPCOUNT)
 #define ABCN_CSIM_FAST 1
@@ -188,6 +190,17 @@ inline ap_uint<W> csim_store_chunks(const unsigned long long *src) {
     }
     csim_store_chunks(w, src, std::integral_constant<bool, csim_has_pval<ap_uint<W> >::value && (W > 64)>());
     return w;
+}
+
+// The `len` bits (1 <= len <= 64) of x at bit `lo`: one to_uint64 for words of up to 64 bits (ap_uint
+// range selects cost tens of instructions each), a range select above.
+template <int W>
+inline unsigned long long csim_field(const ap_uint<W> &x, unsigned lo, unsigned len) {
+    if (W <= 64) {
+        const unsigned long long u = x.to_uint64() >> lo;
+        return len == 64 ? u : (u & ((1ull << len) - 1ull));
+    }
+    return ap_uint<64>(x(lo + len - 1, lo)).to_uint64();
 }
 #endif
 

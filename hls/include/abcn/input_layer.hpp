@@ -9,6 +9,7 @@
 
 #include "common.hpp"
 #include "xnor_mvu.hpp"
+#include "multibase_threshold.hpp"
 
 #if ABCN_CSIM_FAST
 #include <cstddef>
@@ -65,16 +66,15 @@ void IntMVU_csim(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename
                 }
             }
     std::vector<T> xv(MW), acc(ROWS);
+    typedef csim_act<TA, DW> NAT;
+    const NAT nat(act);
     std::uint64_t chunk[CH + 1];
     chunk[CH] = 0;
     for (unsigned r = 0; r < reps; r++) {
         // Neuron fold 0 reads the SF words of the vector; every output is written after them.
         for (unsigned sf = 0; sf < SF; sf++) {
             const ap_uint<WW> xw = in.read();
-            for (unsigned c = 0; c < CH; c++) {
-                const unsigned hi = (c * 64 + 63 < WW - 1) ? c * 64 + 63 : WW - 1;
-                chunk[c] = ap_uint<64>(xw(hi, c * 64)).to_uint64();
-            }
+            for (unsigned c = 0; c < CH; c++) chunk[c] = csim_field(xw, c * 64, (c * 64 + 64 <= WW) ? 64u : WW - c * 64);
             for (unsigned s = 0; s < SIMD; s++) {
                 const unsigned lo = s * IN_BITS, c = lo / 64, b = lo % 64;
                 std::uint64_t v = chunk[c] >> b;
@@ -93,6 +93,11 @@ void IntMVU_csim(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename
             for (unsigned i = 0; i < ROWS; i++) a[i] = (T)(a[i] + ((xk ^ nk[i]) - nk[i]));
         }
         for (unsigned nf = 0; nf < NF; nf++) {
+            if (NAT::native) {  // the activation in native integers (csim_act)
+                out.write(nat.activate(nf, &a[(std::size_t)nf * PE * M]));
+                if (counter) counter->iters += SF;
+                continue;
+            }
             ap_int<DW> dots[PE][M][1];
             for (unsigned pe = 0; pe < PE; pe++)
                 for (unsigned m = 0; m < M; m++) dots[pe][m][0] = (long long)a[(nf * PE + pe) * M + m];

@@ -9,6 +9,11 @@
 
 #include "common.hpp"
 
+#if ABCN_CSIM_FAST
+#include <cstddef>
+#include <vector>
+#endif
+
 namespace abcn {
 
 // Largest |acc| of  acc = sum_m sum_n a[m] * b[n] * dot_mn  with |dot_mn| <= DOT_MAX and
@@ -174,6 +179,64 @@ constexpr unsigned MultiBaseAccumulate<MH, PE, M, N, DOT_MAX, A_W, B_W, ACC_W>::
 template <unsigned MH, unsigned PE, unsigned M, unsigned N, unsigned long long DOT_MAX, int A_W,
           int B_W, int ACC_W>
 constexpr unsigned long long MultiBaseAccumulate<MH, PE, M, N, DOT_MAX, A_W, B_W, ACC_W>::ACC_MAX;
+
+#if ABCN_CSIM_FAST
+// csim_act<TA>: the activation TA in native integers, for the C-simulation MVUs (never synthesised).
+// Built once per MVU call from TA's parameters; activate(nf, dots) takes the fold's dots as a plain
+// array dots[(pe*M + m)*N + n] and returns the same word as TA::activate on the ap_int dots: the
+// products a[m]*b[n] are folded into one coefficient per (channel, m, n), the sum runs in 64-bit
+// integers and is wrapped to ACC_W bits like the ap_int accumulator. `native` is false where
+// that is not exact (mb_native_ok) or for an activation without such a form (the MVU then calls
+// TA::activate as before).
+template <class TA, int DW>
+struct csim_act {
+    static constexpr bool native = false;
+    explicit csim_act(const TA &) {}
+    template <class D>
+    typename TA::out_t activate(unsigned, const D *) const { return typename TA::out_t(0); }
+};
+
+template <unsigned MH, unsigned PE, unsigned M, unsigned N, unsigned NOUT,
+          unsigned long long DOT_MAX, int A_W, int B_W, int ACC_W, int DW>
+struct csim_act<MultiBaseThreshold<MH, PE, M, N, NOUT, DOT_MAX, A_W, B_W, ACC_W>, DW> {
+    typedef MultiBaseThreshold<MH, PE, M, N, NOUT, DOT_MAX, A_W, B_W, ACC_W> TA;
+    static constexpr unsigned NF = MH / PE;
+    static constexpr bool native = NOUT * PE <= 64 && mb_native_ok(ACC_W, A_W, B_W, DW);
+    // per fold nf: coef[((nf*PE + pe)*M + m)*N + n], thr[(nf*PE + pe)*NOUT + j], pos[nf*PE + pe]
+    std::vector<long long> coef, thr;
+    std::vector<unsigned char> pos;
+    explicit csim_act(const TA &t) : coef((std::size_t)MH * M * N), thr((std::size_t)MH * NOUT), pos(MH) {
+        for (unsigned nf = 0; nf < NF; nf++)
+            for (unsigned pe = 0; pe < PE; pe++) {
+                const unsigned o = nf * PE + pe;
+                for (unsigned m = 0; m < M; m++)
+                    for (unsigned n = 0; n < N; n++)
+                        coef[(o * M + m) * N + n] = t.a[pe][nf][m].to_int64() * t.b[n].to_int64();
+                for (unsigned j = 0; j < NOUT; j++) thr[o * NOUT + j] = t.thr[pe][nf][j].to_int64();
+                pos[o] = t.pos[pe][nf] != 0;
+            }
+    }
+    template <class D>
+    typename TA::out_t activate(unsigned nf, const D *dots) const {
+        const unsigned sh = 64 - (unsigned)ACC_W;
+        unsigned long long bits = 0;
+        for (unsigned pe = 0; pe < PE; pe++) {
+            const unsigned o = nf * PE + pe;
+            const long long *c = &coef[o * M * N];
+            const D *d = &dots[pe * M * N];
+            long long sum = 0;
+            for (unsigned k = 0; k < M * N; k++) sum += c[k] * (long long)d[k];
+            const long long acc = (long long)((unsigned long long)sum << sh) >> sh;
+            for (unsigned j = 0; j < NOUT; j++) {
+                const long long th = thr[o * NOUT + j];
+                const bool bit = pos[o] ? (acc >= th) : (acc <= th);
+                bits |= (unsigned long long)bit << (j * PE + pe);
+            }
+        }
+        return typename TA::out_t(bits);
+    }
+};
+#endif
 
 // DotPassThrough: emits the raw M*N dot products (for testing the MVU alone, or for feeding a
 // separate MultiBaseThresholdStream). Output word (PE*M*N*DW bits): element (pe, m, n) at bits

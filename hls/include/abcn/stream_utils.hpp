@@ -54,11 +54,18 @@ void MultiBaseWidthConverter(hls::stream<ap_uint<N * IN_W> > &in,
                     for (unsigned c = 0; c * 64 < IN_W; c++) {
                         const unsigned len = (c * 64 + 64 <= IN_W) ? 64u : IN_W - c * 64;
                         const unsigned lo = n * IN_W + c * 64;
-                        csim_put_bits(&seq[(std::size_t)n * EW], w * IN_W + c * 64,
-                                      ap_uint<64>(x(lo + len - 1, lo)).to_uint64(), len);
+                        csim_put_bits(&seq[(std::size_t)n * EW], w * IN_W + c * 64, csim_field(x, lo, len), len);
                     }
             }
             for (unsigned o = 0; o < NUM_OUT_WORDS; o++) {
+                if (N * OUT_W <= 64) {  // the word as one integer (no ap_uint range assignments)
+                    unsigned long long y = 0;
+                    for (unsigned n = 0; n < N; n++)
+                        y |= csim_get_bits(&seq[(std::size_t)n * EW], o * OUT_W, OUT_W) << (n * OUT_W % 64);
+                    out.write(ap_uint<N * OUT_W>(y));
+                    writes++;
+                    continue;
+                }
                 ap_uint<N * OUT_W> y = 0;
                 for (unsigned n = 0; n < N; n++)
                     for (unsigned c = 0; c * 64 < OUT_W; c++) {

@@ -9,6 +9,7 @@
 
 #include "common.hpp"
 #include "pad_correction.hpp"
+#include "multibase_threshold.hpp"
 
 #if ABCN_CSIM_FAST
 #include <cstddef>
@@ -77,6 +78,8 @@ void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
     std::vector<unsigned long long> xs((std::size_t)N * RW * VB);  // a block: xs[(n*RW + k)*VB + v]
     std::vector<int> dbuf((std::size_t)VB * MH * M * N);           // dots of the block
     PixelCounter<PC::OFM_H, PC::OFM_W> pix;
+    typedef csim_act<TA, DW> NAT;
+    const NAT nat(act);
     for (unsigned r0 = 0; r0 < reps; r0 += VB) {
         const unsigned nb = (reps - r0 < VB) ? reps - r0 : VB;
         for (std::size_t i = 0; i < xs.size(); i++) xs[i] = 0;
@@ -88,8 +91,7 @@ void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
                     for (unsigned c = 0; c < CH; c++) {
                         const unsigned lo = n * SIMD + c * 64;
                         const unsigned len = (c * 64 + 64 <= SIMD) ? 64u : SIMD - c * 64;
-                        const unsigned long long val = ap_uint<64>(x(lo + len - 1, lo)).to_uint64();
-                        csim_put_bits(&xrow[(std::size_t)n * RW], sf * SIMD + c * 64, val, len);
+                        csim_put_bits(&xrow[(std::size_t)n * RW], sf * SIMD + c * 64, csim_field(x, lo, len), len);
                     }
             }
             for (unsigned i = 0; i < N * RW; i++) xs[(std::size_t)i * VB + v] = xrow[i];
@@ -111,6 +113,13 @@ void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
             }
         for (unsigned v = 0; v < nb; v++) {
             for (unsigned nf = 0; nf < NF; nf++) {
+                const int *vd = &dbuf[(((std::size_t)v * MH + nf * PE) * M) * N];
+                if (NAT::native && !PC::enabled) {
+                    // the M*N products and the thresholds in native integers (csim_act)
+                    out.write(nat.activate(nf, vd));
+                    if (counter) counter->iters += SF;
+                    continue;
+                }
                 ap_int<DW> dots[PE][M][N];
                 for (unsigned pe = 0; pe < PE; pe++)
                     for (unsigned m = 0; m < M; m++)
