@@ -277,6 +277,7 @@ def build_network(proto: onnx.ModelProto, source: str | None = None, where: str 
     if inp.kind == "bits" and len(xs) == 4:
         spatial = tuple(xs)
     idx = 0
+    reads = accel_in  # the tensor the next layer reads (a flattening only reorders the FC weights)
     for kind, nodes in chain:
         if kind == "flatten":
             node = nodes[0]
@@ -301,11 +302,12 @@ def build_network(proto: onnx.ModelProto, source: str | None = None, where: str 
             except ValueError as e:
                 problems.append(f"{_desc(node)}: {e}")
                 break
-            pl = PoolLayer(idx, layer_id(idx, node.name), node.name, c_, n_, geom, node.output[0])
+            pl = PoolLayer(idx, layer_id(idx, node.name), node.name, c_, n_, geom, node.output[0], [reads])
             if tuple(pl.out_shape) != tuple(shapes[node.output[0]]):
                 problems.append(f"{_desc(node)}: output shape {shapes[node.output[0]]} is not floor mode")
                 break
             layers.append(pl)
+            reads = pl.out_tensor
             spatial = pl.out_shape
             idx += 1
             continue
@@ -316,6 +318,8 @@ def build_network(proto: onnx.ModelProto, source: str | None = None, where: str 
             problems.append(f"{_desc(mat)}: {e}")
             break
         flat_from = None
+        layer.inputs = [reads]
+        reads = layer.out_tensor
         layers.append(layer)
         spatial = (layer.nout,) + layer.out_shape[1:] if (layer.geom and not layer.final) else None
         idx += 1

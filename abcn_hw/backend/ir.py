@@ -1,10 +1,12 @@
-"""The backend's layer IR: one dataclass per hardware unit, all shapes static (per image).
+"""The backend's layer IR: one dataclass per layer of the lowered graph, all shapes static (per image).
 
-The frontend (:mod:`.frontend`) builds a :class:`Network` from a lowered graph; folding
-(:mod:`.folding`) assigns PE/SIMD per :class:`MatrixLayer` and derives the stream :class:`Stage`
-list; the emitters (:mod:`.emit`) print C++ from the stages. Only these dataclasses cross the
-boundaries, so changes in the compiler's graph shapes stay in the frontend and changes of a
-kernel's template signature stay in its emitter.
+The frontend (:mod:`.frontend`) builds a :class:`Network` from a lowered graph: its layers in a
+topological order, each naming the lowered tensors it reads (``inputs``) and writes
+(``out_tensor``), so the layers form a dataflow graph. Folding (:mod:`.folding`) assigns PE/SIMD
+per :class:`MatrixLayer`; the passes (:mod:`.passes`) turn the layers into the kernel graph
+(:mod:`.graph`, kernel classes in :mod:`.kernels`) the emitter (:mod:`.emit`) wires. Only these
+dataclasses cross the boundaries, so changes in the compiler's graph shapes stay in the frontend
+and changes of a kernel's template signature stay in its kernel class.
 
 Conventions (as the kernel library, hls/README.md):
 * activation bit 1 = +1, bit 0 = -1; a bit tensor per image is (N, C, H, W) or (N, C);
@@ -129,6 +131,7 @@ class MatrixLayer:
     simd: int = 1
     pe: int = 1
     pad_corr: PadCorrection | None = None   # zero-padded binary conv (XnorConvMVU)
+    inputs: list[str] = field(default_factory=list)  # lowered tensors it reads (the dataflow graph's edges)
 
     @property
     def nout(self) -> int:
@@ -167,6 +170,9 @@ class PoolLayer:
     n: int
     geom: ConvGeom
     out_tensor: str
+    inputs: list[str] = field(default_factory=list)
+
+    op = "BitMaxPool"
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -201,19 +207,3 @@ class Network:
     @property
     def final(self) -> MatrixLayer:
         return self.matrix_layers[-1]
-
-
-# -- stages: the stream pipeline after folding -------------------------------------------------
-
-@dataclass
-class Stage:
-    """One kernel call of the dataflow top function."""
-
-    kind: str                 # swg | iswg | mvu | imvu | wc | pool
-    ident: str                # C++ identifier stem of the stage (and of its stream)
-    layer: int                # index into Network.layers the stage belongs to
-    in_width: int             # stream word bits in
-    out_width: int            # stream word bits out
-    params: dict              # kernel template parameters (ints / bools), emitter specific
-    cycles: int               # estimated loop iterations per image (== cycles at II=1)
-    tap: dict | None = None   # per-layer dump description (output of this stage is a lowered tensor)
