@@ -204,9 +204,45 @@ def build_graph(net: Network, fold: dict[str, tuple[int, int]]) -> HwGraph:
     """The dataflow graph for a folding: window generators, MVUs, pools, width converters, forks."""
     from .passes import build_graph as _build
 
+    fold = join_folding(net, fold)
     for layer in net.matrix_layers:
         layer.pe, layer.simd = fold[layer.ident]
     return _build(net)
+
+
+def join_folding(net: Network, fold: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """The folding with one PE for all matrix layers whose accumulators meet in a residual join
+    (directly or through earlier joins and integer max-pools): a join reads its inputs word by
+    word, so their PE fields must line up. Each such group gets the smallest PE chosen in it (all
+    its layers have the same channel count, so it divides every one). Chains are unchanged."""
+    from .ir import IntMaxPoolLayer, ResidualAddLayer
+
+    by_out = {l.out_tensor: l for l in net.layers}
+
+    def sources(t: str) -> set[str]:
+        src = by_out.get(t)
+        if isinstance(src, MatrixLayer):
+            return {src.ident}
+        if isinstance(src, (ResidualAddLayer, IntMaxPoolLayer)):
+            return set().union(*(sources(x) for x in src.inputs))
+        return set()
+
+    groups: list[set[str]] = []
+    for layer in net.layers:
+        if isinstance(layer, ResidualAddLayer):
+            g = set().union(*(sources(x) for x in layer.inputs))
+            for other in [o for o in groups if o & g]:
+                groups.remove(other)
+                g |= other
+            groups.append(g)
+    if not groups:
+        return fold
+    fold = dict(fold)
+    for g in groups:
+        pe = min(fold[i][0] for i in g)
+        for i in g:
+            fold[i] = (pe, fold[i][1])
+    return fold
 
 
 # -- estimates ----------------------------------------------------------------------------------

@@ -132,6 +132,7 @@ class MatrixLayer:
     pe: int = 1
     pad_corr: PadCorrection | None = None   # zero-padded binary conv (XnorConvMVU)
     inputs: list[str] = field(default_factory=list)  # lowered tensors it reads (the dataflow graph's edges)
+    acc_max: int = 0          # max |accumulator| over all inputs: dot_max * max_o sum |C[m, n, o]|
 
     @property
     def nout(self) -> int:
@@ -179,7 +180,112 @@ class PoolLayer:
         return (self.n, self.c, self.geom.ofm_h, self.geom.ofm_w)
 
 
-Layer = MatrixLayer | PoolLayer
+@dataclass
+class ResidualAddLayer:
+    """ResidualAdd (residual join, or the stem's affine with one input) on integer streams:
+    ``y[c] = sum_k s[k, c] * x_k[c] + t[c]``, exact; ``bound`` >= max |y| from the input bounds."""
+
+    index: int
+    ident: str
+    node: str
+    c: int
+    spatial: tuple[int, ...]          # (H, W) or ()
+    s: np.ndarray                     # (K, C) int64
+    t: np.ndarray                     # (C,) int64
+    bound: int
+    out_tensor: str
+    inputs: list[str] = field(default_factory=list)
+
+    op = "ResidualAdd"
+
+    @property
+    def k(self) -> int:
+        return int(self.s.shape[0])
+
+    @property
+    def pixels(self) -> int:
+        return int(np.prod(self.spatial, dtype=np.int64)) if self.spatial else 1
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.c,) + tuple(self.spatial)
+
+
+@dataclass
+class IntThresholdLayer:
+    """IntegerThreshold: the ``nout`` activation bases of an integer tensor (MultiBaseThreshold's
+    rule): bit j of channel c = pos[c] ? x >= thr[j, c] : x <= thr[j, c]."""
+
+    index: int
+    ident: str
+    node: str
+    c: int
+    spatial: tuple[int, ...]
+    thr: np.ndarray                   # (NOUT, C) int64, clipped to +-(input bound + 1)
+    pos: np.ndarray                   # (C,) uint8
+    out_tensor: str
+    inputs: list[str] = field(default_factory=list)
+
+    op = "IntegerThreshold"
+
+    @property
+    def nout(self) -> int:
+        return int(self.thr.shape[0])
+
+    @property
+    def pixels(self) -> int:
+        return int(np.prod(self.spatial, dtype=np.int64)) if self.spatial else 1
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.nout, self.c) + tuple(self.spatial)
+
+
+@dataclass
+class GlobalSumPoolLayer:
+    """GlobalSumPool: per channel the sum over the H*W pixels of an integer feature map."""
+
+    index: int
+    ident: str
+    node: str
+    c: int
+    h: int
+    w: int
+    bound: int                        # >= max |sum|
+    out_tensor: str
+    inputs: list[str] = field(default_factory=list)
+
+    op = "GlobalSumPool"
+
+    @property
+    def pixels(self) -> int:
+        return self.h * self.w
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.c,)
+
+
+@dataclass
+class IntMaxPoolLayer:
+    """IntegerMaxPool: max-pool of an integer feature map (padding never wins)."""
+
+    index: int
+    ident: str
+    node: str
+    c: int
+    geom: ConvGeom
+    out_tensor: str
+    inputs: list[str] = field(default_factory=list)
+
+    op = "IntegerMaxPool"
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.c, self.geom.ofm_h, self.geom.ofm_w)
+
+
+Layer = MatrixLayer | PoolLayer | ResidualAddLayer | IntThresholdLayer | GlobalSumPoolLayer | IntMaxPoolLayer
 
 
 @dataclass

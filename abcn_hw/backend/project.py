@@ -153,6 +153,7 @@ def compile(model, out_dir, folding=None, target_fps: float | None = None, clock
         ii = estimate(net, build_graph(net, default_folding(net)), clock_mhz).ii
         fold, _ = auto_folding(net, clock_mhz * 1e6 / ii, clock_mhz)
     graph = build_graph(net, fold)
+    fold = {layer.ident: (layer.pe, layer.simd) for layer in net.matrix_layers}  # as built (joins share a PE)
     est = estimate(net, graph, clock_mhz, float(target_fps) if target_fps is not None else None, met)
 
     files = generate(net, graph, est, proto, low_rep, ap, clock_mhz, part)

@@ -4,17 +4,20 @@ frontend layer (abcn_hw.backend.ir) onto the chain of kernels implementing it; t
 kernels no layer asks for (width converters, forks)."""
 from __future__ import annotations
 
-from ..ir import MatrixLayer, PoolLayer
+from ..ir import GlobalSumPoolLayer, IntMaxPoolLayer, IntThresholdLayer, MatrixLayer, PoolLayer, ResidualAddLayer
 from .base import Kernel, StreamFormat
 from .bit_maxpool import BitMaxPool
 from .fork import Fork
 from .int_mvu import IntMVU
+from .int_pool import GlobalSumPool, IntMaxPool
+from .int_threshold import IntThreshold
+from .residual_add import ResidualAdd
 from .sliding_window import SlidingWindow
 from .width_converter import WidthConverter
 from .xnor_mvu import XnorMVU
 
-__all__ = ["BitMaxPool", "Fork", "IntMVU", "Kernel", "SlidingWindow", "StreamFormat", "WidthConverter", "XnorMVU",
-           "kernels_for"]
+__all__ = ["BitMaxPool", "Fork", "GlobalSumPool", "IntMVU", "IntMaxPool", "IntThreshold", "Kernel", "ResidualAdd",
+           "SlidingWindow", "StreamFormat", "WidthConverter", "XnorMVU", "kernels_for"]
 
 
 def kernels_for(layer) -> list[Kernel]:
@@ -24,4 +27,8 @@ def kernels_for(layer) -> list[Kernel]:
         return [SlidingWindow(layer), mvu] if layer.geom else [mvu]
     if isinstance(layer, PoolLayer):
         return [BitMaxPool(layer)]
+    single = {ResidualAddLayer: ResidualAdd, IntThresholdLayer: IntThreshold, GlobalSumPoolLayer: GlobalSumPool,
+              IntMaxPoolLayer: IntMaxPool}
+    if type(layer) in single:
+        return [single[type(layer)](layer)]
     raise TypeError(f"no kernel implements {type(layer).__name__}")
