@@ -213,8 +213,9 @@ def build_graph(net: Network, fold: dict[str, tuple[int, int]]) -> HwGraph:
 def join_folding(net: Network, fold: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
     """The folding with one PE for all matrix layers whose accumulators meet in a residual join
     (directly or through earlier joins and integer max-pools): a join reads its inputs word by
-    word, so their PE fields must line up. Each such group gets the smallest PE chosen in it (all
-    its layers have the same channel count, so it divides every one). Chains are unchanged."""
+    word, so their PE fields must line up. Each such group gets the largest PE chosen in it (all
+    its layers have the same channel count, so it divides every one; no layer gets slower).
+    Chains are unchanged."""
     from .ir import IntMaxPoolLayer, ResidualAddLayer
 
     by_out = {l.out_tensor: l for l in net.layers}
@@ -239,7 +240,7 @@ def join_folding(net: Network, fold: dict[str, tuple[int, int]]) -> dict[str, tu
         return fold
     fold = dict(fold)
     for g in groups:
-        pe = min(fold[i][0] for i in g)
+        pe = max(fold[i][0] for i in g)
         for i in g:
             fold[i] = (pe, fold[i][1])
     return fold
