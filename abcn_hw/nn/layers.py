@@ -33,6 +33,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..quant import ABCActParams, ABCWeightQuant, ActQuantConfig, WeightQuantConfig, abc_act_ste, sign_ste
+from ..quant.grid import check_grid, round_ste, snap_to_grid
 
 INPUT_SCALE = 2.0 ** -8  # 8-bit unsigned input grid: x_q = clip(round(x * 256), 0, 255) / 256
 
@@ -102,6 +103,9 @@ class ABCActQuant(nn.Module):
         self.cfg = cfg
         self.params = ABCActParams(cfg)
         self._cache = _EvalCache()
+        #: the input is ``prescale`` times the value the bases act on (a global sum pool feeding this
+        #: quantizer: 1/(H*W) goes into the shifts, H_v(x/P) = bipolar(x + c*P); no rounding division)
+        self.prescale = 1
 
     def constants(self):
         """(c, beta): shift constants c_n = v_n - 0.5 and on-grid beta_n, as used in eval/export."""
@@ -111,9 +115,11 @@ class ABCActQuant(nn.Module):
     def forward(self, x, pad: tuple[int, int, int, int] | None = None):
         if self.training:
             c, beta = self.params()
-            a = abc_act_ste(x, c, beta)
+            a = abc_act_ste(x / self.prescale if self.prescale != 1 else x, c, beta)
         else:
             c, beta = self.constants()
+            if self.prescale != 1:
+                c = c * float(self.prescale)
             terms = [bipolar_quant(x + c[i], beta[i]) for i in range(self.cfg.bases)]
             a = terms[0]
             for t in terms[1:]:
@@ -286,3 +292,82 @@ class ABCBatchNorm(nn.Module):
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}"
+
+
+class FixedPointBatchNorm(ABCBatchNorm):
+    """Batch norm whose affine lives on a dyadic grid (the joins of a residual network).
+
+    Eval output ``x * s + t`` (Mul then Add, as :class:`ABCBatchNorm`) with ``s = k * 2**e``, k a
+    signed integer of ``scale_bits`` magnitude bits and one exponent per channel (the ``fixed``
+    scale grid), and ``t`` a multiple of ``2**-shift_bits``. The output of a provably exact conv
+    (an integer times a power of two) is then again an integer times a power of two, exactly in
+    float32 while the bounds the lowering checks hold, and two such values add exactly: the join
+    is an integer add in hardware (the lowering's ResidualAdd). Training uses batch statistics
+    with the same snapping of s and t through a straight-through estimator.
+    """
+
+    def __init__(self, num_features: int, scale_bits: int = 4, shift_bits: int = 8, eps: float = 1e-5,
+                 momentum: float = 0.1):
+        super().__init__(num_features, eps, momentum)
+        check_grid("fixed", scale_bits)
+        if not isinstance(shift_bits, int) or not 0 <= shift_bits <= 24:
+            raise UsageError(f"batch-norm shift bits must be an integer 0..24, got {shift_bits!r}")
+        self.scale_bits, self.shift_bits = scale_bits, shift_bits
+
+    def snap(self, s: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s, t) onto their grids (straight-through gradients)."""
+        q = 2.0 ** self.shift_bits
+        return snap_to_grid(s, "fixed", self.scale_bits, group_dims=()), round_ste(t * q) / q
+
+    def affine(self):
+        def compute():
+            s = self.weight / torch.sqrt(self.running_var + self.eps)
+            return self.snap(s, self.bias - self.running_mean * s)
+
+        return self._cache.get((self.weight, self.bias, self.running_mean, self.running_var), compute)
+
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        if x.dim() not in (2, 4) or x.shape[1] != self.num_features:
+            raise UsageError(f"FixedPointBatchNorm({self.num_features}) got input of shape {tuple(x.shape)}")
+        dims = (0, 2, 3) if x.dim() == 4 else (0,)
+        mean = x.mean(dim=dims)
+        var = x.var(dim=dims, unbiased=False)
+        with torch.no_grad():
+            n = x.numel() // x.shape[1]
+            self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean.detach())
+            unbiased = var.detach() * (n / max(n - 1, 1))
+            self.running_var.mul_(1 - self.momentum).add_(self.momentum * unbiased)
+        s = self.weight / torch.sqrt(var + self.eps)
+        s, t = self.snap(s, self.bias - mean * s)
+        view = (1, -1, 1, 1) if x.dim() == 4 else (1, -1)
+        return x * s.view(view) + t.view(view)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, scale_bits={self.scale_bits}, shift_bits={self.shift_bits}"
+
+
+class GlobalSumPool2d(nn.Module):
+    """Sum over H, W: (B, C, H, W) -> (B, C). A global average pool whose 1/(H*W) the next ABC
+    layer's activation quantizer takes into its shifts (``ABCActQuant.prescale``), so no rounding
+    division happens anywhere; ``mean=True`` (the float reference) divides.
+
+    The sum is taken in float64 and rounded once to float32 (exported as Cast - ReduceSum - Cast):
+    the inputs are integers times a power of two per channel, so the float64 sum is exact in every
+    order (below 2**53 quanta) and the result is the correctly rounded float32 of the exact sum,
+    the same on every machine -- a float32 sum of H*W such values would round in the kernel's
+    order once it passes 2**24 quanta. The lowering computes the exact integer sum and derives the
+    classifier's thresholds on that rounded value (docs/residual-networks.md)."""
+
+    def __init__(self, mean: bool = False):
+        super().__init__()
+        self.mean = mean
+
+    def forward(self, x):
+        if self.mean:
+            return x.mean(dim=(2, 3))
+        return x.double().sum(dim=(2, 3)).to(x.dtype)
+
+    def extra_repr(self):
+        return "mean" if self.mean else "sum"
