@@ -677,7 +677,7 @@ def _matrix_layer(idx: int, mat, act, init: dict, shapes: dict, inp: InputSpec, 
                         out_tensor=act.output[0],
                         in_bits=inp.in_bits if integer else 1, in_signed=inp.signed if integer else False,
                         a_w=a_w, b_w=b_w, acc_w=acc_w, dot_max=dot_max,
-                        acc_max=int(np.abs(ccoef).sum(axis=(0, 1)).max()) * dot_max)
+                        acc_max=tight)
     if int(a.get("zero_pad", 0)) and conv and not integer and any((geom.pt, geom.pl, geom.pb, geom.pr)):
         layer.pad_corr = pad_correction(layer.weights, geom, c)
     if not final:
