@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..compiler.pipeline import topological_nodes
 from ..errors import UnsupportedModelError, group_problems
 from . import limits
 from .ir import (ConvGeom, GlobalSumPoolLayer, InputSpec, IntMaxPoolLayer, IntThresholdLayer, MatrixLayer, Network,
@@ -372,30 +373,6 @@ def build_network(proto: onnx.ModelProto, source: str | None = None, where: str 
                    tuple(shapes[gout.name]), os.path.basename(source) if source else "", acc_dtype=acc_dtype.name)
 
 
-def _topological(nodes) -> list:
-    """``nodes`` in a topological order (stable: the given order where it already is one)."""
-    made = {o: i for i, n in enumerate(nodes) for o in n.output}
-    deps = [{made[t] for t in n.input if t in made} - {i} for i, n in enumerate(nodes)]
-    users: dict[int, list[int]] = defaultdict(list)
-    for i, d in enumerate(deps):
-        for j in d:
-            users[j].append(i)
-    left = [len(d) for d in deps]
-    import heapq
-
-    ready = [i for i, c in enumerate(left) if c == 0]
-    heapq.heapify(ready)
-    out = []
-    while ready:
-        i = heapq.heappop(ready)
-        out.append(nodes[i])
-        for u in users[i]:
-            left[u] -= 1
-            if left[u] == 0:
-                heapq.heappush(ready, u)
-    return out if len(out) == len(nodes) else list(nodes)
-
-
 def _walk_graph(g, prefix_ids: set[int], consumers: dict, chain: list, core_ids: set[int],
                 problems: list[str]) -> str | None:
     """The accelerated nodes of a residual network in node (topological) order: matrix op +
@@ -421,7 +398,7 @@ def _walk_graph(g, prefix_ids: set[int], consumers: dict, chain: list, core_ids:
     post_ids = {id(n) for n in descendants(finals[0])}
     acts: set[int] = set()
     last = None
-    for node in _topological(g.node):
+    for node in topological_nodes(g.node):
         if id(node) in prefix_ids or id(node) in post_ids or id(node) in acts:
             continue
         if node.domain == DOMAIN and node.op_type in MATRIX_OPS:

@@ -107,6 +107,33 @@ def lower_layers(model: ModelWrapper | onnx.ModelProto, where: str | None = None
     return model, records
 
 
+def topological_nodes(nodes) -> list:
+    """``nodes`` in a topological order, stable: a graph already in one keeps its order (so chains
+    lower byte-identically); among nodes ready together the earlier listed comes first."""
+    import heapq
+    from collections import defaultdict
+
+    nodes = list(nodes)
+    made = {o: i for i, n in enumerate(nodes) for o in n.output}
+    deps = [{made[t] for t in n.input if t in made} - {i} for i, n in enumerate(nodes)]
+    users: dict[int, list[int]] = defaultdict(list)
+    for i, d in enumerate(deps):
+        for j in d:
+            users[j].append(i)
+    left = [len(d) for d in deps]
+    ready = [i for i, c in enumerate(left) if c == 0]
+    heapq.heapify(ready)
+    out = []
+    while ready:
+        i = heapq.heappop(ready)
+        out.append(nodes[i])
+        for u in users[i]:
+            left[u] -= 1
+            if left[u] == 0:
+                heapq.heappush(ready, u)
+    return out if len(out) == len(nodes) else nodes
+
+
 def finish(model: ModelWrapper, records: list[LayerRecord], plan: dict[str, int], where: str | None = None,
            keep_shapes: bool = False, grid_meta: dict | None = None) -> tuple[ModelWrapper, LoweringReport]:
     """The second half of :func:`lower` on the output of :func:`lower_layers` (modified in place):
@@ -120,6 +147,9 @@ def finish(model: ModelWrapper, records: list[LayerRecord], plan: dict[str, int]
     # residual networks: exact float joins, pools and their quantizers -> integer ops
     ranges = IntegerRanges({r.acc: r.scales.amax for r in records if r.scales.exact and not r.scales.scales_rounded})
     lower_integer_residuals(model, ranges)
+    nodes = topological_nodes(model.graph.node)  # the residual rewrites may leave a reader before its producer
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
     rep_float_regions = dict(sorted(ranges.skipped.items()))
     for r in records:  # layers whose accumulator now feeds an integer join
         if r.threshold == "float" and any(c.op_type == "ResidualAdd" for c in model.find_consumers(r.acc) or []):
