@@ -116,9 +116,9 @@ def _conv_value(m) -> _Value | None:
     return _Value(d.ea + d.eb, d.bound(_k(m)))
 
 
-def _affine(v: _Value, bn) -> tuple[_Value, float]:
+def _affine(v: _Value, bn, unit) -> tuple[_Value, float]:
     """x * s + t of a FixedPointBatchNorm on v; the largest count any of its float32 ops reaches."""
-    s, t = (a.detach().cpu().numpy() for a in bn.affine())
+    s, t = (a.detach().cpu().numpy() for a in bn.affine(unit))
     ks, es = _per_element(s)
     prod = _Value(np.where(ks == 0, v.e, v.e + es), v.b * np.abs(ks))
     kt, et = _per_element(t)
@@ -156,7 +156,8 @@ def residual_exactness(model: nn.Module) -> list[LayerExactness]:
         v = _conv_value(conv)
         if v is None:
             return None, 0.0
-        return _affine(v, bn)
+        conv.quantized_weight()  # the eval constants whose quantum the batch norm's grid follows
+        return _affine(v, bn, conv.output_quantum())
 
     names = {m: n for n, m in model.named_modules()}
     r, peak = branch(model.stem[0], model.stem[1])

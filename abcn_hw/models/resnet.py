@@ -60,7 +60,14 @@ class BasicBlock(nn.Module):
             self.shortcut = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn2(self.conv2(self.bn1(self.conv1(x)))) + self.shortcut(x)
+        return conv_bn(self.conv2, self.bn2, self.bn1(self.conv1(x))) + (
+            x if isinstance(self.shortcut, nn.Identity) else conv_bn(self.shortcut[0], self.shortcut[1], x))
+
+
+def conv_bn(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """bn(conv(x)) with the conv's output quantum handed to the (fixed-point) batch norm."""
+    y = conv(x)
+    return bn(y, unit=conv.output_quantum())
 
 
 def _stem_out(name: str, h: int) -> int:
@@ -106,4 +113,7 @@ class ResNet(ABCModel):
             self.classifier[0].input_quant.prescale = fh * fw
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.pool(self.stages(self.stem(x))))
+        r = conv_bn(self.stem[0], self.stem[1], x)
+        for m in self.stem[2:]:
+            r = m(r)
+        return self.classifier(self.pool(self.stages(r)))

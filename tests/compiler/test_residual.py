@@ -119,6 +119,26 @@ def test_fixed_point_batch_norm_is_dyadic_and_trains():
     assert torch.equal(bn(x.detach()), x.detach() * s.view(1, -1, 1, 1) + t.view(1, -1, 1, 1))
 
 
+def test_fixed_point_batch_norm_puts_every_channel_on_one_grid():
+    """With the input's quantum (2**-9 .. 2**-5 per channel), every output channel is an integer
+    multiple of one power of two, and s * unit has at most scale_bits significant bits."""
+    torch.manual_seed(1)
+    bn = FixedPointBatchNorm(5, scale_bits=4)
+    unit = torch.tensor([2.0 ** -9, 2.0 ** -5, 2.0 ** -7, 2.0 ** -9, 2.0 ** -6])
+    acc = torch.randint(-3000, 3000, (16, 5, 3, 3)).float()
+    x = acc * unit.view(1, -1, 1, 1)  # exact: integers times powers of two
+    bn.train()
+    bn(x, unit=unit)
+    bn.eval()
+    s, t = bn.affine(unit)
+    v = (s * unit).numpy().astype(np.float64)
+    grid = 2.0 ** (np.floor(np.log2(np.abs(v).max())) - 3)
+    assert np.all(v / grid == np.round(v / grid)) and np.abs(v / grid).max() <= 15
+    assert np.all(t.numpy() / grid == np.round(t.numpy() / grid))
+    y = bn(x, unit=unit).numpy().astype(np.float64)
+    assert np.all(y / grid == np.round(y / grid))
+
+
 def _zoo(name: str, m: int, n: int, shape, images: int = 12):
     torch.manual_seed(0)
     net = models.build_model(name, m, n, input_shape=shape)
