@@ -137,10 +137,33 @@ def _grid(form: Form, ranges: IntegerRanges) -> tuple[np.ndarray, np.ndarray]:
     return e, bound
 
 
+def _significant_bits(v: np.ndarray) -> int:
+    """Most significant bits of any entry of a float64 array (mantissa without trailing zeros)."""
+    mant, _ = np.frexp(np.asarray(v, np.float64))
+    m = np.abs(np.round(mant * 2.0 ** 53).astype(np.int64))
+    nz = m != 0
+    low = np.where(nz, m & -m, 1)
+    tz = np.round(np.log2(low.astype(np.float64))).astype(np.int64)
+    return int(np.where(nz, 53 - tz, 0).max(initial=0))
+
+
+def _scaled(f: Form, c: np.ndarray, node: NodeProto) -> Form:
+    """f * c with the float64 coefficients checked exact (a product of two mantissas within 53 bits)."""
+    out = Form({k: v * c for k, v in f.coef.items()}, f.off * c, f.exact, f.reason)
+    widest = max([_significant_bits(v) for v in f.coef.values()] + [_significant_bits(f.off)])
+    if out.exact and widest + _significant_bits(c) > 53:
+        out.exact = False
+        out.reason = f"{node.op_type} '{node.name}': a chain of constant scales too long to track exactly"
+    return out
+
+
 def _check(form: Form, ranges: IntegerRanges, node: NodeProto) -> Form:
     if form.exact:
-        _, bound = _grid(form, ranges)
-        if float(bound.max(initial=0.0)) >= EXACT_LIMIT:
+        e, bound = _grid(form, ranges)
+        if int(e.min(initial=0)) < -126:  # below float32's normal range: subnormal values round
+            form.exact = False
+            form.reason = f"{node.op_type} '{node.name}': values below float32's normal range"
+        elif float(bound.max(initial=0.0)) >= EXACT_LIMIT:
             form.exact = False
             form.reason = (f"{node.op_type} '{node.name}' is not exact in float32: up to {bound.max():.4g} quanta "
                            f">= 2^24 on the join's dyadic grid")
@@ -192,11 +215,11 @@ def affine_form(model: ModelWrapper, z: str, ranges: IntegerRanges, memo: dict) 
         if c is None or f is None:
             return None
         if p.op_type == "Mul":
-            out = Form({k: v * c for k, v in f.coef.items()}, f.off * c, f.exact, f.reason)
+            out = _scaled(f, c, p)
         elif p.op_type == "Div":
             if ci != 1 or _pow2_exponents(np.abs(c)) is None:
                 return None  # c / x is not affine; x / c rounds unless c is a power of two
-            out = Form({k: v / c for k, v in f.coef.items()}, f.off / c, f.exact, f.reason)
+            out = _scaled(f, 1.0 / c, p)
         elif p.op_type == "Add":
             out = Form(dict(f.coef), f.off + c, f.exact, f.reason)
         else:  # Sub
