@@ -93,10 +93,6 @@ def _subgraph(proto: onnx.ModelProto, nodes: list[onnx.NodeProto], inputs: list[
     return m.SerializeToString(deterministic=True)
 
 
-#: the lowering's ops of integer residual networks (not mapped by this chain backend yet)
-RESIDUAL_OPS = ("ResidualAdd", "IntegerThreshold", "GlobalSumPool", "IntegerMaxPool")
-
-
 def build_network(proto: onnx.ModelProto, source: str | None = None, where: str | None = None) -> Network:
     """Map a lowered graph onto hardware units (raises UnsupportedModelError listing every problem)."""
     g = proto.graph
@@ -202,15 +198,6 @@ def build_network(proto: onnx.ModelProto, source: str | None = None, where: str 
                     stack.extend(c.output)
     postfix = [n for n in g.node if id(n) in post_ids]
     inner = [n for n in postfix if n.domain == DOMAIN and n.op_type in MATRIX_OPS]
-    residual = [n for n in postfix if n.domain == DOMAIN and n.op_type in RESIDUAL_OPS]
-    if inner and residual:
-        # an integer residual network (docs/residual-networks.md): exact, but not a chain
-        raise UnsupportedModelError(
-            f"{_desc(producer[acc_tensor])} is not the last layer: it feeds a residual network's integer joins "
-            f"({len(residual)} ops: {', '.join(sorted({n.op_type for n in residual}))}) and {len(inner)} more binary "
-            "layers. The HLS backend maps a single chain of layers", where,
-            "Such networks (e.g. resnet8) lower exactly to integer ops with 'abcn-hw lower' and run with onnxruntime, "
-            "but cannot be compiled to HLS yet; compile a chain network (lenet, tfc, sfc, lfc, cnv, BNN-PYNQ)")
     if inner:
         # a layer kept in float32 by the lowering (a residual join, an average pool) with binary
         # layers after it: say that, instead of listing every node behind it

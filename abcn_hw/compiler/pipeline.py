@@ -147,6 +147,9 @@ def finish(model: ModelWrapper, records: list[LayerRecord], plan: dict[str, int]
     # residual networks: exact float joins, pools and their quantizers -> integer ops
     ranges = IntegerRanges({r.acc: r.scales.amax for r in records if r.scales.exact and not r.scales.scales_rounded})
     lower_integer_residuals(model, ranges)
+    nodes = topological_nodes(model.graph.node)  # the residual rewrites may leave a reader before its producer
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
     rep_float_regions = dict(sorted(ranges.skipped.items()))
     for r in records:  # layers whose accumulator now feeds an integer join
         if r.threshold == "float" and any(c.op_type == "ResidualAdd" for c in model.find_consumers(r.acc) or []):
