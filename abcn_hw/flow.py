@@ -125,7 +125,7 @@ class FlowConfig:
     def check_backend_support(self) -> None:
         """Can the HLS backend map this topology? Checked before training, on the untrained model
         (export, lowering and the backend's mapping; a few seconds), so that an unsupported network
-        (e.g. resnet8's float residual joins) fails now, not after the training stages."""
+        (e.g. a residual net whose joins stay float32) fails now, not after the training stages."""
         import tempfile
         import warnings
 

@@ -55,7 +55,6 @@ def test_flow_resumes_without_redoing_finished_stages(flow_dir, capsys, monkeypa
     (["--model", "nope"], 2),
     (["--epochs", "0"], 2),
     (["--target-fps", "-5"], 2),
-    (["--model", "resnet8", "--epochs", "1"], 2),  # the backend cannot map it: found before training
 ])
 def test_flow_rejects_bad_input_before_any_work(tmp_path, capsys, argv, code):
     out = tmp_path / "f"
@@ -116,3 +115,19 @@ def test_flow_report_shows_float_and_stock_baselines(tmp_path):
     assert acc["float_reference"] == ref["test_accuracy"]
     md = (out / "report.md").read_text()
     assert "stock binary baseline" in md and "float32 reference" in md
+
+
+@pytest.mark.slow
+def test_flow_resnet8_ends_in_verify_pass(tmp_path):
+    """The residual net through the whole job on the bundled MNIST subset: trained, exported, lowered
+    to integer joins, compiled to the dataflow graph (forks, joins, thresholds, sum pool), simulated
+    and verified bit-exact."""
+    out = tmp_path / "r8"
+    rc = main(["flow", "--model", "resnet8", "--dataset", "mnist", "--weight-bases", "1", "--act-bases", "1",
+               "--epochs", "1", "--images", "64", "--no-reference", "--no-stock", "--quiet", "--out", str(out)])
+    assert rc == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["verify"]["ok"] and rep["verify"]["bit_exact"] and rep["verify"]["mismatches"] == 0
+    assert rep["lowering"]["exact"]
+    kinds = {s["kind"] for s in json.loads((out / "build" / "host" / "io.json").read_text())["stages"]}
+    assert {"fork", "radd", "ithr", "sumpool"} <= kinds

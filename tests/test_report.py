@@ -96,14 +96,14 @@ def test_pareto_front_marks_the_non_dominated_points():
 
 
 def test_fps_within_lut_budget_is_the_fastest_fitting_folding():
-    from abcn_hw.backend.folding import auto_folding, build_stages, estimate
+    from abcn_hw.backend.folding import auto_folding, build_graph, estimate
     from abcn_hw.report.design_space import fps_within_lut, network_of
 
     net = network_of(ROOT / "export" / "lenet-3x3.onnx")
 
     def at(fps):
         fold, _ = auto_folding(net, fps, 100.0)
-        return estimate(net, build_stages(net, fold), 100.0).to_dict()
+        return estimate(net, build_graph(net, fold), 100.0).to_dict()
 
     slow, fast = at(1e-3), at(1e12)
     assert fps_within_lut(net, slow["lut"] - 1) is None  # not even the smallest folding fits

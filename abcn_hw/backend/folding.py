@@ -52,7 +52,11 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 from . import limits
-from .ir import MatrixLayer, Network, PoolLayer, Stage
+from .graph import HwGraph
+from .ir import MatrixLayer, Network
+from .kernels.bit_maxpool import pool_iters  # noqa: F401  (re-exported: the cycle formulas live in the kernels)
+from .kernels.mvu import _bram18, folding_problem, layer_resources, mvu_iters, word_bits  # noqa: F401
+from .kernels.sliding_window import sliding_window_iters
 
 DEFAULT_CLOCK_MHZ = 100.0
 #: default folding (no --folding / --target-fps): throughput-oriented, also fast in C simulation
@@ -64,46 +68,11 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def sliding_window_iters(g, cf: int) -> int:
-    """Mirror of abcn::sliding_window_rect_iters for a ConvGeom and CF words per pixel."""
-    return min(g.kh - g.pt, g.ifm_h) * g.ifm_w * cf + g.ofm_h * max(g.ofm_w * g.kh * g.kw * cf, g.sh * g.ifm_w * cf)
-
-
-def pool_iters(g, cf: int) -> tuple[int, int]:
-    """(iterations per image, counter calls per kernel call) of the pool kernel for geometry g."""
-    if g.square_pool:
-        return g.ifm_h * g.ifm_w * cf, 1
-    return sliding_window_iters(g, cf) + g.ofm_h * g.ofm_w * g.kh * g.kw * cf, 2
-
-
-def mvu_iters(layer: MatrixLayer, pe: int, simd: int) -> int:
-    return layer.vectors * (layer.mw // simd) * (layer.mh // pe)
-
-
 # -- folding ------------------------------------------------------------------------------------
 
-def word_bits(layer: MatrixLayer, pe: int, simd: int) -> int:
-    """Widest word a layer's folding asks for: its input stream word (N*SIMD bits, or SIMD pixels),
-    its output word (NOUT*PE bits or PE accumulators), its weight word (SIMD bits)."""
-    w_in = simd * layer.in_bits if layer.kind == "int" else layer.n * simd
-    w_out = pe * layer.acc_w if layer.final else layer.nout * pe
-    return max(w_in, w_out, simd)
-
-
 def validate_folding(net: Network, fold: dict[str, tuple[int, int]]) -> None:
-    bad = []
-    for layer in net.matrix_layers:
-        pe, simd = fold[layer.ident]
-        if 1 <= pe and 1 <= simd and word_bits(layer, pe, simd) > limits.MAX_WORD_BITS:
-            bad.append(f"{layer.ident}: PE={pe}, SIMD={simd} needs {word_bits(layer, pe, simd)}-bit stream words "
-                       f"(limit {limits.MAX_WORD_BITS})")
-        elif not (1 <= pe <= limits.MAX_FOLD and 1 <= simd <= limits.MAX_FOLD):
-            bad.append(f"{layer.ident}: PE={pe}, SIMD={simd} out of range 1..{limits.MAX_FOLD}")
-        elif layer.mh % pe:
-            bad.append(f"{layer.ident}: PE={pe} does not divide the {layer.mh} output channels")
-        elif layer.simd_len % simd:
-            what = "input channels" if layer.geom else "input length"
-            bad.append(f"{layer.ident}: SIMD={simd} does not divide the {layer.simd_len} {what}")
+    bad = [p for p in (folding_problem(layer, *fold[layer.ident], limits.MAX_WORD_BITS, limits.MAX_FOLD)
+                       for layer in net.matrix_layers) if p]
     if bad:
         raise UsageError("invalid folding: " + "; ".join(bad), fix="PE must divide the output channels, SIMD the "
                          "input channels (conv) or the input length (fully connected)")
@@ -166,10 +135,10 @@ def auto_folding(net: Network, target_fps: float, clock_mhz: float) -> tuple[dic
     budget = clock_mhz * 1e6 / target_fps
     fold: dict[str, tuple[int, int]] = {}
     met = True
-    prev_pe = None
     for li, layer in enumerate(net.layers):
         if not isinstance(layer, MatrixLayer):
             continue
+        prev_pe = input_elements_per_word(net, layer, fold)
         best = None
         for pe in divisors(layer.mh):
             if pe > limits.MAX_FOLD:
@@ -188,9 +157,22 @@ def auto_folding(net: Network, target_fps: float, clock_mhz: float) -> tuple[dic
         (over, _, _, _), pe, simd = best
         met = met and not over
         fold[layer.ident] = (pe, simd)
-        prev_pe = pe
     validate_folding(net, fold)
     return fold, met
+
+
+def input_elements_per_word(net: Network, layer, fold: dict[str, tuple[int, int]]) -> int | None:
+    """Elements per word (per base) of the stream into ``layer`` at folding ``fold``: the PE of the
+    matrix layer computing its input (pools pass their input's words on); None for the accelerator
+    input, which the host packs at the layer's own SIMD."""
+    by_out = {l.out_tensor: l for l in net.layers}
+    t = layer.inputs[0]
+    while t in by_out:
+        src = by_out[t]
+        if isinstance(src, MatrixLayer):
+            return fold[src.ident][0]
+        t = src.inputs[0]
+    return None
 
 
 def _layer_stage_cycles(net: Network, li: int, pe: int, simd: int, prev_w: int | None) -> list[tuple[str, int]]:
@@ -216,105 +198,70 @@ def _elements_into(net: Network, li: int) -> int:
     return layer.mw
 
 
-# -- stages -------------------------------------------------------------------------------------
+# -- the kernel graph ---------------------------------------------------------------------------
 
-def build_stages(net: Network, fold: dict[str, tuple[int, int]]) -> list[Stage]:
-    """The dataflow pipeline for a folding: window generators, MVUs, width converters, pools."""
+def build_graph(net: Network, fold: dict[str, tuple[int, int]]) -> HwGraph:
+    """The dataflow graph for a folding: window generators, MVUs, pools, width converters, forks."""
+    from .passes import build_graph as _build
+
+    fold = join_folding(net, fold)
     for layer in net.matrix_layers:
         layer.pe, layer.simd = fold[layer.ident]
-    stages: list[Stage] = []
-    w = None  # elements per word of the current stream (per base)
-    n = net.input.shape[0] if net.input.kind == "bits" else 1
+    return _build(net)
+
+
+def join_folding(net: Network, fold: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """The folding with one PE for all matrix layers whose accumulators meet in a residual join
+    (directly or through earlier joins and integer max-pools): a join reads its inputs word by
+    word, so their PE fields must line up. Each such group gets the largest PE chosen in it (all
+    its layers have the same channel count, so it divides every one; no layer gets slower).
+    Chains are unchanged."""
+    from .ir import IntMaxPoolLayer, ResidualAddLayer
+
+    by_out = {l.out_tensor: l for l in net.layers}
+
+    def sources(t: str) -> set[str]:
+        src = by_out.get(t)
+        if isinstance(src, MatrixLayer):
+            return {src.ident}
+        if isinstance(src, (ResidualAddLayer, IntMaxPoolLayer)):
+            return set().union(*(sources(x) for x in src.inputs))
+        return set()
+
+    groups: list[set[str]] = []
     for layer in net.layers:
-        if isinstance(layer, PoolLayer):
-            cf = layer.c // w
-            g = layer.geom
-            iters, ncalls = pool_iters(g, cf)
-            stages.append(Stage("pool" if g.square_pool else "poolrect", f"{layer.ident}_pool", layer.index, n * w,
-                                n * w, dict(IFM_H=g.ifm_h, IFM_W=g.ifm_w, CF=cf, WORD_W=n * w, KH=g.kh, KW=g.kw, SH=g.sh,
-                                            SW=g.sw, PT=g.pt, PL=g.pl, PB=g.pb, PR=g.pr, CALLS=ncalls),
-                                iters,
-                                tap=dict(tensor=layer.out_tensor, kind="bits", shape=list(layer.out_shape), w=w,
-                                         layer=layer.ident)))
-            continue
-        simd, pe = layer.simd, layer.pe
-        if w is not None and w != simd:
-            elems = _elements_into(net, layer.index)
-            words = elems // w
-            stages.append(Stage("wc", f"{layer.ident}_wc", layer.index, n * w, n * simd,
-                                dict(N=n, IN_W=w, OUT_W=simd, NUM_IN_WORDS=words), max(words, elems // simd)))
-        integer = layer.kind == "int"
-        word_in = simd * layer.in_bits if integer else n * simd
-        if layer.geom:
-            g = layer.geom
-            cf = layer.c_in // simd
-            stages.append(Stage("swg", f"{layer.ident}_swg", layer.index, word_in, word_in,
-                                dict(IFM_H=g.ifm_h, IFM_W=g.ifm_w, CF=cf, WORD_W=word_in, KH=g.kh, KW=g.kw, SH=g.sh,
-                                     SW=g.sw, PT=g.pt, PL=g.pl, PB=g.pb, PR=g.pr),
-                                sliding_window_iters(g, cf)))
-        out_w = pe * layer.acc_w if layer.final else layer.nout * pe
-        tap = dict(tensor=layer.out_tensor, kind="acc" if layer.final else "bits", shape=list(layer.out_shape),
-                   w=pe, acc_w=layer.acc_w, layer=layer.ident)
-        stages.append(Stage("imvu" if integer else "mvu", f"{layer.ident}_mvu", layer.index, word_in, out_w,
-                            dict(MW=layer.mw, MH=layer.mh, SIMD=simd, PE=pe, M=layer.m, N=layer.n,
-                                 VECTORS=layer.vectors), mvu_iters(layer, pe, simd), tap=tap))
-        w = pe
-        n = layer.nout
-    return stages
+        if isinstance(layer, ResidualAddLayer):
+            g = set().union(*(sources(x) for x in layer.inputs))
+            for other in [o for o in groups if o & g]:
+                groups.remove(other)
+                g |= other
+            groups.append(g)
+    if not groups:
+        return fold
+    fold = dict(fold)
+    for g in groups:
+        pe = max(fold[i][0] for i in g)
+        for i in g:
+            fold[i] = (pe, fold[i][1])
+    return fold
 
 
 # -- estimates ----------------------------------------------------------------------------------
 
-def _bram18(depth: int, width: int) -> int:
-    """RAMB18 count of a depth x width ROM (aspect ratios of UG573, as in FINN-R / FINN)."""
-    if width == 1:
-        return math.ceil(depth / 16384)
-    if width == 2:
-        return math.ceil(depth / 8192)
-    if width <= 4:
-        return math.ceil(depth / 4096) * math.ceil(width / 4)
-    if width <= 9:
-        return math.ceil(depth / 2048) * math.ceil(width / 9)
-    if width <= 18 or depth > 512:
-        return math.ceil(depth / 1024) * math.ceil(width / 18)
-    return math.ceil(depth / 512) * math.ceil(width / 36)
-
-
-def layer_resources(layer: MatrixLayer) -> dict:
-    pe, simd = layer.pe, layer.simd
-    w_bits, a_bits = 1, (layer.in_bits if layer.kind == "int" else 1)
-    c0, c1 = 300, 1.1
-    lanes = layer.m * layer.n
-    mult = simd * (2 * math.ceil((w_bits + a_bits) / 6) - 1) * (w_bits + a_bits)
-    addertree = (w_bits + a_bits) * (2 * simd - 1)
-    pc_bits = math.ceil(math.log2(layer.dot_max + 1)) + 1
-    wmem = (layer.mw * layer.mh) // (pe * simd)
-    tmem = layer.mh // pe
-    combiner = lanes * layer.acc_w
-    thr = layer.nout * layer.acc_w * math.ceil(tmem / 64)
-    comp = layer.nout * layer.acc_w
-    c2 = layer.m * pe * simd * w_bits * math.ceil(wmem / 64) if wmem <= 128 else 0
-    corr = 0
-    if layer.pad_corr is not None:  # zero padding: a dot adder per lane + the border table (LUTRAM, like thr)
-        pc = layer.pad_corr
-        corr = lanes * pc_bits + layer.m * pc.cw * math.ceil(tmem * pc.rc * pc.cc / 64)
-    lut = int(c0 + c1 * pe * (lanes * (mult + addertree + pc_bits) + combiner + thr + comp + corr) + c2)
-    bram = 0 if wmem <= 128 else layer.m * _bram18(wmem, pe * simd * w_bits)
-    out = {"lut": lut, "bram18": bram, "wmem": wmem, "tmem": tmem}
-    if layer.pad_corr is not None:
-        out["pad_corr_bits"] = layer.pad_corr.rom_bits
-    return out
-
-
 @dataclass
 class Estimate:
     clock_mhz: float
-    stages: list[Stage]
+    graph: HwGraph
     layers: list[dict]
     ii: int
     latency_cycles: int
     target_fps: float | None = None
     target_met: bool | None = None
+
+    @property
+    def stages(self) -> list:
+        """The kernels in schedule order."""
+        return self.graph.topo_order()
 
     @property
     def fps(self) -> float:
@@ -329,9 +276,9 @@ class Estimate:
                 "resource_model": "FINN-R (Blott et al., ACM TRETS 2018) as implemented by FINN's MVAU estimates; "
                                   "see abcn_hw/backend/folding.py",
                 "layers": self.layers,
-                "stages": [{"id": s.ident, "kind": s.kind, "layer": s.layer, "cycles": s.cycles,
-                            "in_width": s.in_width, "out_width": s.out_width,
-                            "counter_calls": s.params.get("CALLS", 1)} for s in self.stages]}
+                "stages": [{"id": k.ident, "kind": k.kind, "layer": k.layer.index, "cycles": k.cycles(),
+                            "in_width": k.in_width(), "out_width": k.out_width(),
+                            "counter_calls": k.counter_calls} for k in self.stages]}
 
     def table(self) -> str:
         head = ["layer", "op", "M", "N", "MW", "MH", "PE", "SIMD", "cycles", "LUT", "BRAM18"]
@@ -352,20 +299,27 @@ class Estimate:
         return "\n".join(lines + [summary])
 
 
-def estimate(net: Network, stages: list[Stage], clock_mhz: float, target_fps: float | None = None,
+def estimate(net: Network, graph: HwGraph, clock_mhz: float, target_fps: float | None = None,
              target_met: bool | None = None) -> Estimate:
     layers = []
+    kernels = graph.topo_order()
     for layer in net.layers:
-        own = [s for s in stages if s.layer == layer.index]
-        cyc = max(s.cycles for s in own)
-        if isinstance(layer, PoolLayer):
-            layers.append({"id": layer.ident, "node": layer.node, "op": "BitMaxPool", "cycles": cyc, "lut": 0,
-                           "bram18": 0, "stages": {s.kind: s.cycles for s in own}})
+        own = [k for k in kernels if k.layer is layer]
+        cyc = max(k.cycles() for k in own)
+        stages = {k.kind: k.cycles() for k in own}
+        if isinstance(layer, MatrixLayer):
+            res = layer_resources(layer)
+            for k in own:  # the layer's other kernels (window generator, converter, fork)
+                if k.kind not in ("mvu", "imvu"):
+                    res["lut"] += k.resources()["lut"]
+                    res["bram18"] += k.resources()["bram18"]
+            layers.append({"id": layer.ident, "node": layer.node, "op": layer.op, "M": layer.m, "N": layer.n,
+                           "MW": layer.mw, "MH": layer.mh, "PE": layer.pe, "SIMD": layer.simd, "NOUT": layer.nout,
+                           "ACC_W": layer.acc_w, "weight_bits": layer.weight_bits, "cycles": cyc,
+                           "stages": stages, **res})
             continue
-        res = layer_resources(layer)
-        layers.append({"id": layer.ident, "node": layer.node, "op": layer.op, "M": layer.m, "N": layer.n,
-                       "MW": layer.mw, "MH": layer.mh, "PE": layer.pe, "SIMD": layer.simd, "NOUT": layer.nout,
-                       "ACC_W": layer.acc_w, "weight_bits": layer.weight_bits, "cycles": cyc,
-                       "stages": {s.kind: s.cycles for s in own}, **res})
-    ii = max(s.cycles for s in stages)
-    return Estimate(clock_mhz, stages, layers, ii, sum(s.cycles for s in stages), target_fps, target_met)
+        res = [k.resources() for k in own]
+        layers.append({"id": layer.ident, "node": layer.node, "op": layer.op, "cycles": cyc,
+                       "lut": sum(r["lut"] for r in res), "bram18": sum(r["bram18"] for r in res), "stages": stages})
+    cycles = [k.cycles() for k in kernels]
+    return Estimate(clock_mhz, graph, layers, max(cycles), sum(cycles), target_fps, target_met)

@@ -25,15 +25,20 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..compiler.pipeline import topological_nodes
 from ..errors import UnsupportedModelError, group_problems
 from . import limits
-from .ir import ConvGeom, InputSpec, MatrixLayer, Network, PoolLayer
+from .ir import (ConvGeom, GlobalSumPoolLayer, InputSpec, IntMaxPoolLayer, IntThresholdLayer, MatrixLayer, Network,
+                 PoolLayer, ResidualAddLayer)
 from .names import hint, layer_id
 from .padding import pad_correction
 
 DOMAIN = "abcn_hw.compiler.ops"
 MATRIX_OPS = ("XnorPopcountConv", "XnorPopcountMatMul", "IntegerInputConv", "IntegerInputMatMul")
 HOST_CUSTOM_OPS = ("FloatBaseQuant", "FloatQuantBits")  # allowed in the host prefix
+#: integer-stream ops of residual networks (docs/residual-networks.md) -> layer kind
+RESIDUAL_OPS = {"ResidualAdd": "radd", "IntegerThreshold": "ithr", "GlobalSumPool": "sumpool",
+                "IntegerMaxPool": "imaxpool"}
 
 
 def is_lowered(proto: onnx.ModelProto) -> bool:
@@ -133,11 +138,17 @@ def build_network(proto: onnx.ModelProto, source: str | None = None, where: str 
         if n.op_type in ("MatMul", "Conv", "Gemm"):
             problems.append(f"{_desc(n)}: a float layer before the first binary layer")
 
-    # walk the chain
+    # walk the chain (a residual network: the dataflow graph, in node order)
     chain: list[tuple[str, list[onnx.NodeProto]]] = []  # (kind, nodes)
     core_ids: set[int] = set()
     cur: onnx.NodeProto | None = first
     acc_tensor = None
+    if any(n.domain == DOMAIN and n.op_type in RESIDUAL_OPS for n in g.node):
+        from ..compiler.accelerated import check_integer_only
+
+        check_integer_only(proto, where)  # a join the lowering kept in float32: refused by name
+        acc_tensor = _walk_graph(g, prefix_ids, consumers, chain, core_ids, problems)
+        cur = None
     while cur is not None:
         node = cur
         cur = None
@@ -277,16 +288,36 @@ def build_network(proto: onnx.ModelProto, source: str | None = None, where: str 
     if inp.kind == "bits" and len(xs) == 4:
         spatial = tuple(xs)
     idx = 0
+    alias: dict[str, str] = {}  # a flattening's output -> the tensor it reorders (the FC weights absorb it)
+    flat: dict[str, tuple[int, int, int, int]] = {}  # flattened tensor -> the (N, C, H, W) it came from
+    bounds: dict[str, int] = {}  # integer tensor -> bound of its absolute values
     for kind, nodes in chain:
+        node = nodes[0]
+        reads = [alias.get(t, t) for t in node.input if t and t not in init]
         if kind == "flatten":
-            node = nodes[0]
             s_in, s_out = shapes[node.input[0]], shapes[node.output[0]]
             if spatial is None or len(s_in) != 4 or tuple(s_out) != (s_in[0], s_in[1] * s_in[2] * s_in[3]):
                 problems.append(f"{_desc(node)}: only the flattening (N, C, H, W) -> (N, C*H*W) of a bit feature map "
                                 "is supported")
                 break
+            alias[node.output[0]] = reads[0]
+            flat[node.output[0]] = tuple(s_in)
             flat_from = tuple(s_in)
             spatial = None
+            continue
+        if kind in RESIDUAL_OPS.values():
+            try:
+                layer = _int_layer(kind, idx, node, reads, init, shapes, bounds)
+            except ValueError as e:
+                problems.append(f"{_desc(node)}: {e}")
+                break
+            layers.append(layer)
+            if isinstance(layer, (ResidualAddLayer, GlobalSumPoolLayer)):
+                bounds[layer.out_tensor] = layer.bound
+            elif isinstance(layer, IntMaxPoolLayer):
+                bounds[layer.out_tensor] = bounds[reads[0]]
+            spatial = tuple(shapes[layer.out_tensor]) if isinstance(layer, IntThresholdLayer) else None
+            idx += 1
             continue
         if kind == "pool":
             node = nodes[0]
@@ -301,7 +332,7 @@ def build_network(proto: onnx.ModelProto, source: str | None = None, where: str 
             except ValueError as e:
                 problems.append(f"{_desc(node)}: {e}")
                 break
-            pl = PoolLayer(idx, layer_id(idx, node.name), node.name, c_, n_, geom, node.output[0])
+            pl = PoolLayer(idx, layer_id(idx, node.name), node.name, c_, n_, geom, node.output[0], reads[:1])
             if tuple(pl.out_shape) != tuple(shapes[node.output[0]]):
                 problems.append(f"{_desc(node)}: output shape {shapes[node.output[0]]} is not floor mode")
                 break
@@ -310,12 +341,16 @@ def build_network(proto: onnx.ModelProto, source: str | None = None, where: str 
             idx += 1
             continue
         mat, act = nodes
+        flat_from = flat.get(mat.input[0])
         try:
             layer = _matrix_layer(idx, mat, act, init, shapes, inp, flat_from)
         except ValueError as e:
             problems.append(f"{_desc(mat)}: {e}")
             break
         flat_from = None
+        layer.inputs = reads[:1]
+        if layer.final:
+            bounds[layer.out_tensor] = layer.acc_max
         layers.append(layer)
         spatial = (layer.nout,) + layer.out_shape[1:] if (layer.geom and not layer.final) else None
         idx += 1
@@ -336,6 +371,107 @@ def build_network(proto: onnx.ModelProto, source: str | None = None, where: str 
     name = hint(g.name) or "model"
     return Network(name, inp, layers, acc_tensor, pre, post, gin.name, gout.name, tuple(in_dims[1:]),
                    tuple(shapes[gout.name]), os.path.basename(source) if source else "", acc_dtype=acc_dtype.name)
+
+
+def _walk_graph(g, prefix_ids: set[int], consumers: dict, chain: list, core_ids: set[int],
+                problems: list[str]) -> str | None:
+    """The accelerated nodes of a residual network in node (topological) order: matrix op +
+    activation pairs, pools, flattenings and the integer-stream ops. Fills ``chain`` and
+    ``core_ids``; returns the final accumulator tensor (the MultiBaseAccumulate no abcn op reads
+    after), or None with the reason in ``problems``."""
+    def descendants(n) -> list:
+        seen, todo, out = set(), [n], []
+        while todo:
+            for o in todo.pop().output:
+                for c in consumers.get(o, []):
+                    if id(c) not in seen:
+                        seen.add(id(c))
+                        out.append(c)
+                        todo.append(c)
+        return out
+
+    finals = [n for n in g.node if n.domain == DOMAIN and n.op_type == "MultiBaseAccumulate"
+              and not any(c.domain == DOMAIN for c in descendants(n))]
+    if len(finals) != 1:
+        problems.append(f"{len(finals)} final MultiBaseAccumulate layers (one is supported)")
+        return None
+    post_ids = {id(n) for n in descendants(finals[0])}
+    acts: set[int] = set()
+    last = None
+    for node in topological_nodes(g.node):
+        if id(node) in prefix_ids or id(node) in post_ids or id(node) in acts:
+            continue
+        if node.domain == DOMAIN and node.op_type in MATRIX_OPS:
+            if chain and node.op_type.startswith("Integer"):
+                problems.append(f"{_desc(node)}: an integer-input layer after the first layer")
+                return None
+            cons = consumers.get(node.output[0], [])
+            if len(cons) != 1 or cons[0].op_type not in ("MultiBaseThreshold", "MultiBaseAccumulate") \
+                    or cons[0].domain != DOMAIN or cons[0].input[0] != node.output[0]:
+                problems.append(f"{_desc(node)}: its dots must feed exactly one MultiBaseThreshold/Accumulate")
+                return None
+            item = ("matrix", [node, cons[0]])
+            acts.add(id(cons[0]))
+            if cons[0] is finals[0]:
+                last = item
+                continue
+        elif node.domain == DOMAIN and node.op_type == "BitMaxPool":
+            item = ("pool", [node])
+        elif node.domain == DOMAIN and node.op_type in RESIDUAL_OPS:
+            item = (RESIDUAL_OPS[node.op_type], [node])
+        elif node.domain in ("", "ai.onnx") and node.op_type in ("Reshape", "Flatten"):
+            item = ("flatten", [node])
+        else:
+            problems.append(f"{_desc(node)} inside the binary chain")
+            return None
+        chain.append(item)
+    if last is None:
+        problems.append("the final MultiBaseAccumulate is not computed by a binary layer")
+        return None
+    chain.append(last)  # nothing accelerated reads the logits: the final layer runs last
+    core_ids.update(id(n) for _, ns in chain for n in ns)
+    return finals[0].output[0]
+
+
+def _int_layer(kind: str, idx: int, node, reads: list[str], init: dict, shapes: dict, bounds: dict):
+    """The layer of an integer-stream op (ResidualAdd, IntegerThreshold, GlobalSumPool, IntegerMaxPool)."""
+    xs = [t for t in node.input if t and t not in init]
+    if any(x not in bounds for x in reads):
+        raise ValueError("its input is not an integer stream of the accelerator (a MultiBaseAccumulate, "
+                         "ResidualAdd or pool output)")
+    shp = tuple(shapes[xs[0]])
+    c, sp = shp[0], tuple(shp[1:])
+    lid = layer_id(idx, node.name)
+    if kind == "radd":
+        s = init[node.input[len(xs)]].astype(np.int64)
+        t = init[node.input[len(xs) + 1]].astype(np.int64).reshape(-1)
+        if s.shape != (len(xs), c) or t.shape != (c,) or len(xs) not in (1, 2):
+            raise ValueError(f"S {s.shape} / T {t.shape} do not match {len(xs)} inputs of {c} channels")
+        if any(tuple(shapes[x]) != shp for x in xs):
+            raise ValueError("its inputs have different shapes")
+        bound = int(max(sum(abs(int(s[i, ch])) * bounds[r] for i, r in enumerate(reads)) + abs(int(t[ch]))
+                        for ch in range(c)))
+        return ResidualAddLayer(idx, lid, node.name, c, sp, s, t, bound, node.output[0], reads)
+    if kind == "ithr":
+        t = init[node.input[1]].astype(np.int64)
+        d = init[node.input[2]].astype(np.int64).reshape(-1)
+        if t.ndim != 2 or t.shape[1] != c or d.shape != (c,) or not np.isin(d, (-1, 1)).all():
+            raise ValueError(f"thresholds {t.shape} / directions {d.shape} do not match {c} channels")
+        if t.shape[0] > limits.MAX_BASES:
+            raise ValueError(f"{t.shape[0]} output bases (limit {limits.MAX_BASES})")
+        b = bounds[reads[0]]
+        return IntThresholdLayer(idx, lid, node.name, c, sp, np.clip(t, -(b + 1), b + 1), (d > 0).astype(np.uint8),
+                                 node.output[0], reads)
+    if len(sp) != 2:
+        raise ValueError(f"input shape {shp}: a (C, H, W) feature map is expected")
+    if kind == "sumpool":
+        return GlobalSumPoolLayer(idx, lid, node.name, c, sp[0], sp[1], bounds[reads[0]] * sp[0] * sp[1],
+                                  node.output[0], reads)
+    geom = _geom(_attrs(node), sp[0], sp[1])
+    layer = IntMaxPoolLayer(idx, lid, node.name, c, geom, node.output[0], reads)
+    if tuple(layer.out_shape) != tuple(shapes[node.output[0]]):
+        raise ValueError(f"output shape {shapes[node.output[0]]} is not floor mode")
+    return layer
 
 
 def _tensor_shapes(proto: onnx.ModelProto, gin, in_dims, names: list[str], where) -> dict[str, tuple[int, ...]]:
@@ -517,7 +653,8 @@ def _matrix_layer(idx: int, mat, act, init: dict, shapes: dict, inp: InputSpec, 
                         np.ascontiguousarray(bits, np.uint8), acoef, bcoef, geom, final, coef=ccoef,
                         out_tensor=act.output[0],
                         in_bits=inp.in_bits if integer else 1, in_signed=inp.signed if integer else False,
-                        a_w=a_w, b_w=b_w, acc_w=acc_w, dot_max=dot_max)
+                        a_w=a_w, b_w=b_w, acc_w=acc_w, dot_max=dot_max,
+                        acc_max=tight)
     if int(a.get("zero_pad", 0)) and conv and not integer and any((geom.pt, geom.pl, geom.pb, geom.pr)):
         layer.pad_corr = pad_correction(layer.weights, geom, c)
     if not final:

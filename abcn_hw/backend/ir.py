@@ -1,10 +1,12 @@
-"""The backend's layer IR: one dataclass per hardware unit, all shapes static (per image).
+"""The backend's layer IR: one dataclass per layer of the lowered graph, all shapes static (per image).
 
-The frontend (:mod:`.frontend`) builds a :class:`Network` from a lowered graph; folding
-(:mod:`.folding`) assigns PE/SIMD per :class:`MatrixLayer` and derives the stream :class:`Stage`
-list; the emitters (:mod:`.emit`) print C++ from the stages. Only these dataclasses cross the
-boundaries, so changes in the compiler's graph shapes stay in the frontend and changes of a
-kernel's template signature stay in its emitter.
+The frontend (:mod:`.frontend`) builds a :class:`Network` from a lowered graph: its layers in a
+topological order, each naming the lowered tensors it reads (``inputs``) and writes
+(``out_tensor``), so the layers form a dataflow graph. Folding (:mod:`.folding`) assigns PE/SIMD
+per :class:`MatrixLayer`; the passes (:mod:`.passes`) turn the layers into the kernel graph
+(:mod:`.graph`, kernel classes in :mod:`.kernels`) the emitter (:mod:`.emit`) wires. Only these
+dataclasses cross the boundaries, so changes in the compiler's graph shapes stay in the frontend
+and changes of a kernel's template signature stay in its kernel class.
 
 Conventions (as the kernel library, hls/README.md):
 * activation bit 1 = +1, bit 0 = -1; a bit tensor per image is (N, C, H, W) or (N, C);
@@ -129,6 +131,8 @@ class MatrixLayer:
     simd: int = 1
     pe: int = 1
     pad_corr: PadCorrection | None = None   # zero-padded binary conv (XnorConvMVU)
+    inputs: list[str] = field(default_factory=list)  # lowered tensors it reads (the dataflow graph's edges)
+    acc_max: int = 0          # max |accumulator| over all inputs: dot_max * max_o sum |C[m, n, o]|
 
     @property
     def nout(self) -> int:
@@ -167,13 +171,121 @@ class PoolLayer:
     n: int
     geom: ConvGeom
     out_tensor: str
+    inputs: list[str] = field(default_factory=list)
+
+    op = "BitMaxPool"
 
     @property
     def out_shape(self) -> tuple[int, ...]:
         return (self.n, self.c, self.geom.ofm_h, self.geom.ofm_w)
 
 
-Layer = MatrixLayer | PoolLayer
+@dataclass
+class ResidualAddLayer:
+    """ResidualAdd (residual join, or the stem's affine with one input) on integer streams:
+    ``y[c] = sum_k s[k, c] * x_k[c] + t[c]``, exact; ``bound`` >= max |y| from the input bounds."""
+
+    index: int
+    ident: str
+    node: str
+    c: int
+    spatial: tuple[int, ...]          # (H, W) or ()
+    s: np.ndarray                     # (K, C) int64
+    t: np.ndarray                     # (C,) int64
+    bound: int
+    out_tensor: str
+    inputs: list[str] = field(default_factory=list)
+
+    op = "ResidualAdd"
+
+    @property
+    def k(self) -> int:
+        return int(self.s.shape[0])
+
+    @property
+    def pixels(self) -> int:
+        return int(np.prod(self.spatial, dtype=np.int64)) if self.spatial else 1
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.c,) + tuple(self.spatial)
+
+
+@dataclass
+class IntThresholdLayer:
+    """IntegerThreshold: the ``nout`` activation bases of an integer tensor (MultiBaseThreshold's
+    rule): bit j of channel c = pos[c] ? x >= thr[j, c] : x <= thr[j, c]."""
+
+    index: int
+    ident: str
+    node: str
+    c: int
+    spatial: tuple[int, ...]
+    thr: np.ndarray                   # (NOUT, C) int64, clipped to +-(input bound + 1)
+    pos: np.ndarray                   # (C,) uint8
+    out_tensor: str
+    inputs: list[str] = field(default_factory=list)
+
+    op = "IntegerThreshold"
+
+    @property
+    def nout(self) -> int:
+        return int(self.thr.shape[0])
+
+    @property
+    def pixels(self) -> int:
+        return int(np.prod(self.spatial, dtype=np.int64)) if self.spatial else 1
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.nout, self.c) + tuple(self.spatial)
+
+
+@dataclass
+class GlobalSumPoolLayer:
+    """GlobalSumPool: per channel the sum over the H*W pixels of an integer feature map."""
+
+    index: int
+    ident: str
+    node: str
+    c: int
+    h: int
+    w: int
+    bound: int                        # >= max |sum|
+    out_tensor: str
+    inputs: list[str] = field(default_factory=list)
+
+    op = "GlobalSumPool"
+
+    @property
+    def pixels(self) -> int:
+        return self.h * self.w
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.c,)
+
+
+@dataclass
+class IntMaxPoolLayer:
+    """IntegerMaxPool: max-pool of an integer feature map (padding never wins)."""
+
+    index: int
+    ident: str
+    node: str
+    c: int
+    geom: ConvGeom
+    out_tensor: str
+    inputs: list[str] = field(default_factory=list)
+
+    op = "IntegerMaxPool"
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.c, self.geom.ofm_h, self.geom.ofm_w)
+
+
+Layer = MatrixLayer | PoolLayer | ResidualAddLayer | IntThresholdLayer | GlobalSumPoolLayer | IntMaxPoolLayer
 
 
 @dataclass
@@ -201,19 +313,3 @@ class Network:
     @property
     def final(self) -> MatrixLayer:
         return self.matrix_layers[-1]
-
-
-# -- stages: the stream pipeline after folding -------------------------------------------------
-
-@dataclass
-class Stage:
-    """One kernel call of the dataflow top function."""
-
-    kind: str                 # swg | iswg | mvu | imvu | wc | pool
-    ident: str                # C++ identifier stem of the stage (and of its stream)
-    layer: int                # index into Network.layers the stage belongs to
-    in_width: int             # stream word bits in
-    out_width: int            # stream word bits out
-    params: dict              # kernel template parameters (ints / bools), emitter specific
-    cycles: int               # estimated loop iterations per image (== cycles at II=1)
-    tap: dict | None = None   # per-layer dump description (output of this stage is a lowered tensor)

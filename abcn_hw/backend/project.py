@@ -35,14 +35,16 @@ import onnx
 
 from ..errors import OutputPathError, UsageError
 from . import emit
-from .folding import DEFAULT_CLOCK_MHZ, Estimate, auto_folding, build_stages, default_folding, estimate, read_folding
+from .folding import DEFAULT_CLOCK_MHZ, Estimate, auto_folding, build_graph, default_folding, estimate, read_folding
+from .io import io_spec, pack_input, run_pre
 from .canonical import canonicalize
 from .frontend import build_network, is_lowered
+from .graph import HwGraph
 from .ir import Network
 
 GENERATOR = "abcn-hw backend 1"
 #: the kernel library: a link to the repository's hls/include/abcn, installed as package data
-KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
+KERNEL_DIR = Path(__file__).resolve().parent / "hls_include"
 CXXFLAGS = ["-std=c++14", "-O2", "-Wall", "-Werror", "-pthread"]
 DEFAULT_PART = "xc7z020clg400-1"
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_./+\-]+")
@@ -148,12 +150,13 @@ def compile(model, out_dir, folding=None, target_fps: float | None = None, clock
     else:
         # balanced default: the rate the throughput-oriented default folding reaches (its slowest
         # layer), at the cheapest folding of every other layer that keeps up with it
-        ii = estimate(net, build_stages(net, default_folding(net)), clock_mhz).ii
+        ii = estimate(net, build_graph(net, default_folding(net)), clock_mhz).ii
         fold, _ = auto_folding(net, clock_mhz * 1e6 / ii, clock_mhz)
-    stages = build_stages(net, fold)
-    est = estimate(net, stages, clock_mhz, float(target_fps) if target_fps is not None else None, met)
+    graph = build_graph(net, fold)
+    fold = {layer.ident: (layer.pe, layer.simd) for layer in net.matrix_layers}  # as built (joins share a PE)
+    est = estimate(net, graph, clock_mhz, float(target_fps) if target_fps is not None else None, met)
 
-    files = generate(net, stages, est, proto, low_rep, ap, clock_mhz, part)
+    files = generate(net, graph, est, proto, low_rep, ap, clock_mhz, part)
     _write(out_dir, files, force)
     return CompileResult(out_dir, net, est, {k: {"PE": v[0], "SIMD": v[1]} for k, v in fold.items()},
                          sorted(files), low_rep)
@@ -173,48 +176,29 @@ def _json_default(o):
     raise TypeError(type(o).__name__)
 
 
-def io_spec(net: Network, stages) -> dict:
-    in_words, in_w, out_words, out_w = emit.stream_words_per_image(net, stages)
-    first, last = net.matrix_layers[0], net.final
-    return {
-        "graph_input": net.graph_input, "graph_output": net.graph_output,
-        "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
-        "accel_input": {"kind": net.input.kind, "shape": list(net.input.shape), "in_bits": net.input.in_bits,
-                        "signed": net.input.signed, "lo": net.input.lo, "hi": net.input.hi,
-                        "simd": first.simd, "conv": first.geom is not None,
-                        "words": in_words, "width": in_w},
-        "accel_output": {"mh": last.mh, "pe": last.pe, "acc_w": last.acc_w, "vectors": last.vectors,
-                         "dtype": net.acc_dtype,
-                         "words": out_words, "width": out_w},
-        "taps": emit.tap_list(stages),
-        "stages": [{"id": s.ident, "kind": s.kind, "cycles": s.cycles, "counter_calls": s.params.get("CALLS", 1)}
-                   for s in stages],
-    }
-
-
-def generate(net: Network, stages, est: Estimate, proto: onnx.ModelProto, low_rep, ap: Path, clock_mhz: float,
+def generate(net: Network, graph: HwGraph, est: Estimate, proto: onnx.ModelProto, low_rep, ap: Path, clock_mhz: float,
              part: str) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     if not (KERNEL_DIR / "abcn.hpp").is_file():
         from ..errors import AbcnError
 
         raise AbcnError("the HLS kernel library is missing from the installed package", str(KERNEL_DIR),
-                        "reinstall abcn-hw (pip install .); in a git checkout, abcn_hw/backend/kernels must be "
+                        "reinstall abcn-hw (pip install .); in a git checkout, abcn_hw/backend/hls_include must be "
                         "the symbolic link to hls/include/abcn (git config core.symlinks true)")
     for hpp in sorted(KERNEL_DIR.glob("*.hpp")):
         files[f"include/abcn/{hpp.name}"] = hpp.read_bytes()
     files["include/csim_tap.hpp"] = emit.CSIM_TAP_HPP.encode()
     files["include/abcn_backend.hpp"] = (Path(__file__).parent / "templates" / "abcn_backend.hpp").read_bytes()
-    files["src/config.hpp"] = emit.config_header(net, stages).encode()
-    for layer in net.matrix_layers:
-        files[f"src/params_{layer.ident}.hpp"] = emit.params_header(layer).encode()
+    files["src/config.hpp"] = emit.config_header(net, graph).encode()
+    for k in graph.topo_order():
+        files.update({path: text.encode() for path, text in k.param_files().items()})
     files["src/top.hpp"] = emit.top_header().encode()
-    files["src/top.cpp"] = emit.top_source(net, stages).encode()
-    files["tb/csim_driver.cpp"] = emit.driver_source(net, stages).encode()
+    files["src/top.cpp"] = emit.top_source(net, graph).encode()
+    files["tb/csim_driver.cpp"] = emit.driver_source(net, graph).encode()
     files["host/pre.onnx"] = net.pre_model
     files["host/post.onnx"] = net.post_model
     files["host/lowered.onnx"] = proto.SerializeToString(deterministic=True)
-    io = io_spec(net, stages)
+    io = io_spec(net, graph)
     files["host/io.json"] = _json(io)
     files["data/sample_in.bin"] = _sample_input(net, io)
     folding = {"layers": [{"id": l.ident, "node": l.node, "PE": l.pe, "SIMD": l.simd} for l in net.matrix_layers]}
@@ -241,8 +225,6 @@ def _lowering_dict(low_rep, source: str) -> dict | None:
 
 def _sample_input(net: Network, io: dict) -> bytes:
     """One all-zeros float input image, quantised by the host graph and packed (for hls.tcl)."""
-    from ..sim.host import pack_input, run_pre
-
     x = np.zeros((1,) + tuple(net.input_shape), np.float32)
     acc_in = run_pre(net.pre_model, io, x)
     return pack_input(io, acc_in)

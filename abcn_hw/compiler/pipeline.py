@@ -11,6 +11,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.infer_shapes import InferShapes
 
 from ..errors import ContractError, OutputPathError, UnsupportedModelError, UsageError
+from .accelerated import FLOAT_REGIONS_KEY
 from .graphutil import copy_model
 from .modelfile import check_model, read_model
 from .ops._base import DOMAIN as OPS_DOMAIN
@@ -19,6 +20,7 @@ from .passes import (AbsorbThresholds, AttachFunctions, FloatCombineRoundedLayer
                      MakeBatchDynamic, NormaliseOpsets, PruneAnnotations, RemoveDeadNodes, RemoveIdentityOps,
                      UnshareParameterTensors)
 from .passes.coefficient_grid import ApplyCoefficientGrid
+from .passes.integer_residual import IntegerRanges, lower_integer_residuals
 from .report import DEFAULT_MIN_AGREEMENT, LayerReport, LoweringReport
 from .scales import MAX_ACC_BITS, MAX_GRID_BITS, MIN_GRID_BITS
 from .support import check_support
@@ -105,6 +107,33 @@ def lower_layers(model: ModelWrapper | onnx.ModelProto, where: str | None = None
     return model, records
 
 
+def topological_nodes(nodes) -> list:
+    """``nodes`` in a topological order, stable: a graph already in one keeps its order (so chains
+    lower byte-identically); among nodes ready together the earlier listed comes first."""
+    import heapq
+    from collections import defaultdict
+
+    nodes = list(nodes)
+    made = {o: i for i, n in enumerate(nodes) for o in n.output}
+    deps = [{made[t] for t in n.input if t in made} - {i} for i, n in enumerate(nodes)]
+    users: dict[int, list[int]] = defaultdict(list)
+    for i, d in enumerate(deps):
+        for j in d:
+            users[j].append(i)
+    left = [len(d) for d in deps]
+    ready = [i for i, c in enumerate(left) if c == 0]
+    heapq.heapify(ready)
+    out = []
+    while ready:
+        i = heapq.heappop(ready)
+        out.append(nodes[i])
+        for u in users[i]:
+            left[u] -= 1
+            if left[u] == 0:
+                heapq.heappush(ready, u)
+    return out if len(out) == len(nodes) else nodes
+
+
 def finish(model: ModelWrapper, records: list[LayerRecord], plan: dict[str, int], where: str | None = None,
            keep_shapes: bool = False, grid_meta: dict | None = None) -> tuple[ModelWrapper, LoweringReport]:
     """The second half of :func:`lower` on the output of :func:`lower_layers` (modified in place):
@@ -115,6 +144,16 @@ def finish(model: ModelWrapper, records: list[LayerRecord], plan: dict[str, int]
     # a rounded layer kept in float (a residual join) combines its dots with the float32 scales; the
     # last layer keeps its integer accumulator on its grid (the HLS backend maps only that)
     FloatCombineRoundedLayers([r for r in records if r.threshold == "float"]).apply(model)
+    # residual networks: exact float joins, pools and their quantizers -> integer ops
+    ranges = IntegerRanges({r.acc: r.scales.amax for r in records if r.scales.exact and not r.scales.scales_rounded})
+    lower_integer_residuals(model, ranges)
+    nodes = topological_nodes(model.graph.node)  # the residual rewrites may leave a reader before its producer
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    rep_float_regions = dict(sorted(ranges.skipped.items()))
+    for r in records:  # layers whose accumulator now feeds an integer join
+        if r.threshold == "float" and any(c.op_type == "ResidualAdd" for c in model.find_consumers(r.acc) or []):
+            r.threshold = "residual"
     for t in (RemoveDeadNodes(), PruneAnnotations(), AttachFunctions(), NormaliseOpsets(IR_VERSION)):
         t.apply(model)
     _drop_stale_annotations(model)
@@ -124,10 +163,13 @@ def finish(model: ModelWrapper, records: list[LayerRecord], plan: dict[str, int]
     if keep_shapes:
         return model, rep
     MakeBatchDynamic().apply(model)
-    for bits, (z, spec) in absorb.probes.items():
+    for bits, (z, spec) in (absorb.probes | ranges.probes).items():
         prop = model.model.metadata_props.add()
         prop.key = "abcn_hw.probe." + bits
         prop.value = z + "|" + spec.encode()
+    if rep_float_regions:
+        prop = model.model.metadata_props.add()
+        prop.key, prop.value = FLOAT_REGIONS_KEY, json.dumps(rep_float_regions, sort_keys=True)
     if not rep.exact and grid_meta is not None:
         prop = model.model.metadata_props.add()
         prop.key, prop.value = GRID_KEY, json.dumps(grid_meta, sort_keys=True)

@@ -21,7 +21,7 @@ class LayerReport:
     scales_rounded: bool
     acc_bits: int
     acc_bound: int
-    threshold: str  # fused | final | float
+    threshold: str  # fused | final | residual (feeds an integer ResidualAdd) | float
     next_bases: int
     equal_bits: float | None = None  # fraction of equal next-layer activation bits (when measured)
     bits_tensor: str | None = None  # lowered tensor holding the layer's output bits (if thresholded)

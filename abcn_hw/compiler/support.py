@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 
@@ -15,8 +17,34 @@ from .regions import analyse
 ELEMENTWISE = {"Mul", "Add", "Sub", "Div"}
 UNARY = {"Neg"}
 #: float ops kept verbatim in the lowered graph (exact: the same float32 op on the same values)
-FLOAT_KEPT = {"AveragePool", "GlobalAveragePool"}
+FLOAT_KEPT = {"AveragePool", "GlobalAveragePool", "ReduceSum"}
 STRUCTURAL = {"Reshape", "Flatten", "MaxPool", "Pad", "Transpose", "BatchNormalization"}
+
+
+def is_spatial_sum(model: ModelWrapper, node: NodeProto) -> bool:
+    """``node`` is a ReduceSum over exactly the axes (2, 3) of a rank-4 tensor (a global sum pool)."""
+    shape = model.get_tensor_shape(node.input[0])
+    axes = const(model, node.input[1]) if len(node.input) > 1 else None
+    if axes is None or shape is None or len(shape) != 4:
+        return False
+    return sorted(int(a) % 4 for a in np.asarray(axes).reshape(-1)) == [2, 3]
+
+
+def double_sum_pool(model: ModelWrapper, node: NodeProto) -> tuple[NodeProto, NodeProto] | None:
+    """``Cast<double> -> ReduceSum(H, W) -> Cast<float>`` around the spatial sum ``node`` (the zoo
+    ResNets' exact global pool, :class:`abcn_hw.nn.GlobalSumPool2d`): (cast in, cast out) or None."""
+    from onnx import TensorProto
+
+    if node.op_type != "ReduceSum" or not is_spatial_sum(model, node):
+        return None
+    cin = model.find_producer(node.input[0])
+    cons = model.find_consumers(node.output[0]) or []
+    if cin is None or cin.op_type != "Cast" or attr(cin, "to") != TensorProto.DOUBLE or len(cons) != 1 \
+            or cons[0].op_type != "Cast" or attr(cons[0], "to") != TensorProto.FLOAT:
+        return None
+    if len(model.find_consumers(cin.output[0]) or []) != 1:
+        return None
+    return cin, cons[0]
 
 
 @dataclass(frozen=True)
@@ -70,6 +98,10 @@ def find_problems(model: ModelWrapper) -> list[Problem]:
             if p is not None and len(p.kernel) != 2:
                 bad(node, "only 2-D convolutions are supported")
     named = {p.name for p in problems}
+    for node in model.graph.node:  # the float64 sum pool idiom: its two casts are part of the pool
+        casts = double_sum_pool(model, node)
+        if casts is not None:
+            covered.update(c.name for c in casts)
     for node in model.graph.node:
         if node.name in covered or node.name in named or node.op_type in ("Conv", "MatMul", "Gemm"):
             continue
@@ -97,6 +129,8 @@ def find_problems(model: ModelWrapper) -> list[Problem]:
         if op in FLOAT_KEPT:
             if op == "AveragePool" and (attr(node, "ceil_mode", 0) or any(attr(node, "pads", [0, 0, 0, 0]))):
                 bad(node, "AveragePool with ceil_mode or padding is not supported")
+            if op == "ReduceSum" and not is_spatial_sum(model, node):
+                bad(node, "ReduceSum other than a sum over the spatial axes (2, 3) of a 4-D tensor (a global sum pool)")
             continue
         if op == "BatchNormalization":
             if any(const(model, i) is None for i in node.input[1:]):

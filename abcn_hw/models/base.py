@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import UsageError
-from ..nn import ABCBatchNorm, ABCConv2d, ABCLinear
+from ..nn import ABCBatchNorm, ABCConv2d, ABCLinear, FixedPointBatchNorm
 
 FLOAT = "float"
 """The value of ``weight_bases`` / ``act_bases`` for the full-precision reference."""
@@ -74,6 +74,13 @@ class LayerFactory:
     @staticmethod
     def bn(num_features: int) -> ABCBatchNorm:
         return ABCBatchNorm(num_features)
+
+    def fixed_bn(self, num_features: int) -> ABCBatchNorm:
+        """The batch norm of a residual join: a fixed-point affine (scale on the ``fixed`` grid with
+        the model's scale bits) for ABC models; a plain one for the float reference."""
+        if self.is_float:
+            return ABCBatchNorm(num_features)
+        return FixedPointBatchNorm(num_features, scale_bits=self.scale_bits)
 
 
 class ABCModel(nn.Module):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from brevitas.export.onnx.qonnx.function import (
@@ -33,8 +34,24 @@ from torch import nn
 
 from ..errors import UsageError
 from ..quant import ABCActParams, ABCWeightQuant, ActQuantConfig, WeightQuantConfig, abc_act_ste, sign_ste
+from ..quant.grid import check_grid, round_ste, snap_to_grid
 
 INPUT_SCALE = 2.0 ** -8  # 8-bit unsigned input grid: x_q = clip(round(x * 256), 0, 255) / 256
+
+
+def _quantum(values: torch.Tensor, axis: int | None = None):
+    """The largest power of two dividing every value (along ``axis``; all values when None), as
+    float32 numpy (1.0 for all-zero groups)."""
+    v = values.detach().cpu().numpy().astype(np.float64)
+    mant, ex = np.frexp(v)
+    m = np.round(mant * 2.0 ** 53).astype(np.int64)
+    nz = m != 0
+    low = np.where(nz, np.abs(m) & -np.abs(m), 1)
+    tz = np.round(np.log2(low.astype(np.float64))).astype(np.int64)
+    e = np.where(nz, ex.astype(np.int64) - 53 + tz, np.iinfo(np.int64).max)
+    e = e.min() if axis is None else e.min(axis=axis)
+    e = np.where(e == np.iinfo(np.int64).max, 0, e)
+    return np.exp2(e.astype(np.float64)).astype(np.float32)
 
 
 class _EvalCache:
@@ -102,6 +119,9 @@ class ABCActQuant(nn.Module):
         self.cfg = cfg
         self.params = ABCActParams(cfg)
         self._cache = _EvalCache()
+        #: the input is ``prescale`` times the value the bases act on (a global sum pool feeding this
+        #: quantizer: 1/(H*W) goes into the shifts, H_v(x/P) = bipolar(x + c*P); no rounding division)
+        self.prescale = 1
 
     def constants(self):
         """(c, beta): shift constants c_n = v_n - 0.5 and on-grid beta_n, as used in eval/export."""
@@ -111,9 +131,11 @@ class ABCActQuant(nn.Module):
     def forward(self, x, pad: tuple[int, int, int, int] | None = None):
         if self.training:
             c, beta = self.params()
-            a = abc_act_ste(x, c, beta)
+            a = abc_act_ste(x / self.prescale if self.prescale != 1 else x, c, beta)
         else:
             c, beta = self.constants()
+            if self.prescale != 1:
+                c = c * float(self.prescale)
             terms = [bipolar_quant(x + c[i], beta[i]) for i in range(self.cfg.bases)]
             a = terms[0]
             for t in terms[1:]:
@@ -176,10 +198,27 @@ class _ABCLayer(nn.Module):
         else:
             shifted, alpha = self.weight_constants()
             terms = [bipolar_quant(shifted[i], alpha[i].view(view)) for i in range(m)]
+        self._alpha_seen = alpha.detach()
         w = terms[0]
         for t in terms[1:]:
             w = w + t
         return w
+
+    def output_quantum(self) -> torch.Tensor | None:
+        """(O,) powers of two q[o] such that every output of the last forward is an integer multiple
+        of q[o] (alpha's and beta's lowest set bits; the input grid 2**-bits of the first layer),
+        or None for float weights or inputs. A FixedPointBatchNorm after the layer snaps s*q onto
+        its grid, so the batch norm's output lands on that grid exactly."""
+        alpha = getattr(self, "_alpha_seen", None)
+        if self.weight_quant is None or alpha is None:
+            return None
+        if isinstance(self.input_quant, ABCActQuant):
+            q_in = _quantum(self.input_quant.constants()[1] if not self.training else self.input_quant.params()[1])
+        elif isinstance(self.input_quant, InputQuant):
+            q_in = self.input_quant.scale
+        else:
+            return None
+        return torch.from_numpy(_quantum(alpha, axis=0) * np.float32(q_in))
 
     def quantize_input(self, x, pad=None):
         """Returns (input, explicit_pad_done)."""
@@ -274,7 +313,8 @@ class ABCBatchNorm(nn.Module):
 
         return self._cache.get((self.weight, self.bias, self.running_mean, self.running_var), compute)
 
-    def forward(self, x):
+    def forward(self, x, unit=None):
+        """``unit``: the input's quantum (ignored here; see FixedPointBatchNorm)."""
         if x.dim() not in (2, 4) or x.shape[1] != self.num_features:
             raise UsageError(f"ABCBatchNorm({self.num_features}) got input of shape {tuple(x.shape)}")
         if self.training:
@@ -286,3 +326,100 @@ class ABCBatchNorm(nn.Module):
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}"
+
+
+class FixedPointBatchNorm(ABCBatchNorm):
+    """Batch norm whose affine lives on a dyadic grid (the joins of a residual network).
+
+    Eval output ``x * s + t`` (Mul then Add, as :class:`ABCBatchNorm`). Given the input's quantum
+    ``unit`` (every input is an integer multiple of unit[c], a power of two: the preceding ABC
+    layer's :meth:`~_ABCLayer.output_quantum`), ``s * unit`` is snapped onto the ``fixed`` grid
+    with ``scale_bits`` magnitude bits and ONE exponent e for the layer, and ``t`` onto multiples of
+    2**e: every output channel is then an integer times the same 2**e, and branches with similar
+    grids add exactly (the lowering's ResidualAdd, with small integer factors). Without ``unit``,
+    s gets one exponent per channel and t the grid 2**-shift_bits. The output is exact in float32
+    while the bounds the lowering checks hold. Training uses batch statistics with the same
+    snapping through a straight-through estimator.
+    """
+
+    def __init__(self, num_features: int, scale_bits: int = 4, shift_bits: int = 8, eps: float = 1e-5,
+                 momentum: float = 0.1):
+        super().__init__(num_features, eps, momentum)
+        check_grid("fixed", scale_bits)
+        if not isinstance(shift_bits, int) or not 0 <= shift_bits <= 24:
+            raise UsageError(f"batch-norm shift bits must be an integer 0..24, got {shift_bits!r}")
+        self.scale_bits, self.shift_bits = scale_bits, shift_bits
+
+    def snap(self, s: torch.Tensor, t: torch.Tensor, unit: torch.Tensor | None = None):
+        """(s, t) onto their grids (straight-through gradients)."""
+        if unit is None:
+            q = 2.0 ** self.shift_bits
+            return snap_to_grid(s, "fixed", self.scale_bits, group_dims=()), round_ste(t * q) / q
+        unit = unit.to(s.dtype)
+        v = snap_to_grid(s * unit, "fixed", self.scale_bits, group_dims=(0,))
+        mag = (s.detach() * unit).abs().amax().clamp_min(torch.finfo(s.dtype).tiny)
+        grid = torch.exp2(torch.floor(torch.log2(mag)) - (self.scale_bits - 1))
+        return v / unit, round_ste(t / grid) * grid
+
+    def affine(self, unit: torch.Tensor | None = None):
+        def compute():
+            s = self.weight / torch.sqrt(self.running_var + self.eps)
+            return self.snap(s, self.bias - self.running_mean * s, unit)
+
+        sources = (self.weight, self.bias, self.running_mean, self.running_var)
+        if unit is None:
+            return self._cache.get(sources, compute)
+        # cached per input quantum as well, so a traced export sees constants computed by PyTorch
+        key = (tuple((t._version, t.data_ptr()) for t in sources), unit.detach().cpu().numpy().tobytes())
+        if getattr(self, "_unit_cache", (None,))[0] != key:
+            with torch.no_grad():
+                self._unit_cache = (key, tuple(v.detach().clone() for v in compute()))
+        return self._unit_cache[1]
+
+    def forward(self, x, unit=None):
+        if x.dim() not in (2, 4) or x.shape[1] != self.num_features:
+            raise UsageError(f"FixedPointBatchNorm({self.num_features}) got input of shape {tuple(x.shape)}")
+        view = (1, -1, 1, 1) if x.dim() == 4 else (1, -1)
+        if not self.training:
+            with torch.no_grad():
+                s, t = self.affine(unit)
+            return x * s.view(view) + t.view(view)
+        dims = (0, 2, 3) if x.dim() == 4 else (0,)
+        mean = x.mean(dim=dims)
+        var = x.var(dim=dims, unbiased=False)
+        with torch.no_grad():
+            n = x.numel() // x.shape[1]
+            self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean.detach())
+            unbiased = var.detach() * (n / max(n - 1, 1))
+            self.running_var.mul_(1 - self.momentum).add_(self.momentum * unbiased)
+        s = self.weight / torch.sqrt(var + self.eps)
+        s, t = self.snap(s, self.bias - mean * s, unit)
+        return x * s.view(view) + t.view(view)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, scale_bits={self.scale_bits}, shift_bits={self.shift_bits}"
+
+
+class GlobalSumPool2d(nn.Module):
+    """Sum over H, W: (B, C, H, W) -> (B, C). A global average pool whose 1/(H*W) the next ABC
+    layer's activation quantizer takes into its shifts (``ABCActQuant.prescale``), so no rounding
+    division happens anywhere; ``mean=True`` (the float reference) divides.
+
+    The sum is taken in float64 and rounded once to float32 (exported as Cast - ReduceSum - Cast):
+    the inputs are integers times a power of two per channel, so the float64 sum is exact in every
+    order (below 2**53 quanta) and the result is the correctly rounded float32 of the exact sum,
+    the same on every machine -- a float32 sum of H*W such values would round in the kernel's
+    order once it passes 2**24 quanta. The lowering computes the exact integer sum and derives the
+    classifier's thresholds on that rounded value (docs/residual-networks.md)."""
+
+    def __init__(self, mean: bool = False):
+        super().__init__()
+        self.mean = mean
+
+    def forward(self, x):
+        if self.mean:
+            return x.mean(dim=(2, 3))
+        return x.double().sum(dim=(2, 3)).to(x.dtype)
+
+    def extra_repr(self):
+        return "mean" if self.mean else "sum"

@@ -50,11 +50,11 @@ def fps_within_lut(net, lut_budget: float, clock_mhz: float = 100.0, targets: tu
     """The fastest folding (of those the backend's target-FPS chooser picks for targets sampled from
     the slowest to the fastest folding, plus ``targets``) whose LUT estimate fits ``lut_budget``:
     {fps, lut, bram18, folding}, or None when even the smallest folding does not fit."""
-    from ..backend.folding import auto_folding, build_stages, estimate
+    from ..backend.folding import auto_folding, build_graph, estimate
 
     def at(target: float):
         fold, _ = auto_folding(net, target, clock_mhz)
-        est = estimate(net, build_stages(net, fold), clock_mhz)
+        est = estimate(net, build_graph(net, fold), clock_mhz)
         d = est.to_dict()
         return {"fps": d["fps"], "lut": d["lut"], "bram18": d["bram18"],  # as report.json rounds them
                 "folding": {k: {"PE": v[0], "SIMD": v[1]} for k, v in fold.items()}}

@@ -129,16 +129,25 @@ def test_project_from_an_older_driver_asks_for_recompilation(tfc, tmp_path):
     assert "--force" in e.value.fix
 
 
-def test_residual_network_refused_with_a_clear_reason(tmp_path):
-    """resnet8 lowers exactly but its residual joins stay float32: one clear error, nothing written."""
+def test_residual_join_outside_integers_refused_by_name(tmp_path):
+    """A residual network whose join is a standard op between binary layers (as a float join the
+    lowering could not make integer) is refused with one line naming it; nothing is written."""
     from _models import zoo
 
+    from abcn_hw.compiler import lower
+
     path, _ = zoo("resnet8", 1, 1, str(tmp_path / "r8.onnx"))
+    low, _ = lower(onnx.load(path))
+    proto = low.model
+    join = next(n for n in proto.graph.node if n.op_type == "ResidualAdd" and len(n.input) == 4)
+    plain = onnx.helper.make_node("Add", list(join.input[:2]), list(join.output), name="float_join")
+    idx = list(proto.graph.node).index(join)
+    proto.graph.node.remove(join)
+    proto.graph.node.insert(idx, plain)
     with pytest.raises(UnsupportedModelError) as e:
-        compile(path, tmp_path / "b")
+        compile(proto, tmp_path / "b")
     msg = str(e.value)
-    assert "is not the last layer" in msg and "residual" in msg and "abcn-hw lower" in msg
-    assert len(msg) < 1000  # a reason, not a list of every node behind the join
+    assert "float_join" in msg and "Add" in msg and "\n" not in msg
     assert not (tmp_path / "b").exists()
 
 

@@ -48,8 +48,8 @@ def test_tfc_2x2_exact():
     ("sfc", 2, 2, 2000, 500), ("lfc", 1, 1, 2000, 250), ("cnv", 2, 2, 64, 16), ("resnet8", 2, 2, 64, 16)])
 def test_zoo_exact(name, m, n, images, batch):
     rep = _zoo(name, m, n, images, batch)
-    if name == "resnet8":  # residual joins are kept in float32 (exact, not integer)
-        assert {layer.threshold for layer in rep.layers} >= {"float", "fused"}
+    if name == "resnet8":  # residual joins are integer ResidualAdds (tests/compiler/test_residual.py)
+        assert {layer.threshold for layer in rep.layers} == {"residual", "fused", "final"}
 
 
 @pytest.mark.slow

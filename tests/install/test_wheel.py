@@ -1,5 +1,5 @@
 """The installed package is self-contained: a wheel carries the HLS kernel library (the link
-abcn_hw/backend/kernels -> hls/include/abcn), the backend glue, the bundled dataset and the licence,
+abcn_hw/backend/hls_include -> hls/include/abcn), the backend glue, the bundled dataset and the licence,
 and a project generated from the installed copy uses the installed kernels."""
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def wheel(tmp_path_factory):
     skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     for name in ("abcn_hw", "hls"):
         shutil.copytree(ROOT / name, src / name, symlinks=True, ignore=skip)
-    assert (src / "abcn_hw" / "backend" / "kernels").is_symlink()
+    assert (src / "abcn_hw" / "backend" / "hls_include").is_symlink()
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                         "-w", str(out), str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -47,7 +47,7 @@ def wheel(tmp_path_factory):
 def test_wheel_contains_kernels_data_and_licence(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for hpp in (ROOT / "hls" / "include" / "abcn").glob("*.hpp"):
-        assert f"abcn_hw/backend/kernels/{hpp.name}" in names, hpp.name
+        assert f"abcn_hw/backend/hls_include/{hpp.name}" in names, hpp.name
     assert "abcn_hw/backend/templates/abcn_backend.hpp" in names
     assert any(n.startswith("abcn_hw/data/mnist_subset/") and n.endswith(".gz") for n in names)
     assert any(n.endswith("PROVENANCE.md") for n in names)
@@ -77,7 +77,7 @@ def test_compile_from_installed_copy(wheel, tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(site), model, str(tmp_path / "b")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    installed = site / "abcn_hw" / "backend" / "kernels"
+    installed = site / "abcn_hw" / "backend" / "hls_include"
     for hpp in installed.glob("*.hpp"):
         assert (tmp_path / "b" / "include" / "abcn" / hpp.name).read_bytes() == hpp.read_bytes()
     assert (tmp_path / "b" / "include" / "abcn" / "abcn.hpp").is_file()

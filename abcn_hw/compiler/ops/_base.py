@@ -197,6 +197,11 @@ class AbcnOp(CustomOp):
         raise NotImplementedError
 
     @classmethod
+    def build_functions(cls) -> list[FunctionProto]:
+        """Every function body of the op (one; several for an op with overloads)."""
+        return [cls.build_function()]
+
+    @classmethod
     def attr_defaults(cls) -> dict[str, Any]:
         return {k: v[2] for k, v in cls.ATTRS.items() if not v[1]}
 

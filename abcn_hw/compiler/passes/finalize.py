@@ -17,9 +17,9 @@ class AttachFunctions(Transformation):
     def apply(self, model: ModelWrapper):
         proto = model.model
         used = sorted({n.op_type for n in proto.graph.node if n.domain == DOMAIN})
-        have = {(f.domain, f.name) for f in proto.functions}
+        have = {(f.domain, f.name, f.overload) for f in proto.functions}
         for fp in function_protos(used):
-            if (fp.domain, fp.name) not in have:
+            if (fp.domain, fp.name, fp.overload) not in have:
                 proto.functions.append(fp)
         if used and all(o.domain != DOMAIN for o in proto.opset_import):
             proto.opset_import.append(helper.make_opsetid(DOMAIN, 1))

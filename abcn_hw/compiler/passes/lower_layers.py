@@ -30,7 +30,7 @@ class LayerRecord:
     k: int
     scales: LayerScales
     acc: str  # accumulator tensor name
-    threshold: str = "float"  # "fused" | "final" | "float"
+    threshold: str = "float"  # "fused" | "final" | "residual" | "float"
     next_bases: int = 0
     bits_tensor: str | None = None
     float_scales: np.ndarray | None = None  # (M, N, O) float32 alpha*beta, kept for rounded layers

@@ -1,0 +1,67 @@
+"""Chains generate the same projects as the chain backend did before the dataflow-graph backend
+(abcn_hw.backend.graph): every file of the build dir, byte for byte, for lowered graphs stored in
+tests/backend/data/golden (zoo lenet ABC (3,3) with its integer input layer, BNN-PYNQ TFC 1W1A, a
+small ABC net with a max-pool and a padded conv, a zero-padded Brevitas net) at three foldings
+(the balanced default, a slow target with width converters everywhere, the fastest folding).
+
+The digests were computed by main's chain backend (commit 391ee68). The copy of the kernel
+library (include/abcn/) is left out: it changes with the library, not with the backend; it is
+checked equal to hls/include/abcn instead. The inputs are stored lowered
+graphs, not exports, so the test does not depend on this CPU's float arithmetic. A deliberate
+change of the generated code regenerates them: ``python tests/backend/test_golden_projects.py``
+(and say in the commit why the projects changed)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from abcn_hw.backend import compile
+
+DATA = Path(__file__).resolve().parent / "data" / "golden"
+MODELS = ("lenet33", "tfc", "abcpool", "zp")
+CONFIGS = {"default": {}, "fps": {"target_fps": 2000.0}, "fast": {"target_fps": 1e7}}
+
+
+LIBRARY = Path(__file__).resolve().parents[2] / "hls" / "include" / "abcn"
+
+
+def project_digests(model: str, config: str, out: Path) -> dict[str, str]:
+    compile(DATA / f"{model}.lowered.onnx", out, **CONFIGS[config])
+    lib = sorted(p.name for p in (out / "include" / "abcn").iterdir())
+    assert lib == sorted(p.name for p in LIBRARY.glob("*.hpp"))
+    assert all((out / "include" / "abcn" / n).read_bytes() == (LIBRARY / n).read_bytes() for n in lib)
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+            for p in sorted(out.rglob("*")) if p.is_file() and not str(p.relative_to(out)).startswith("include/abcn/")}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_chain_projects_byte_identical(model, tmp_path):
+    golden = json.loads((DATA / "digests.json").read_text())
+    kinds = set()
+    for config in CONFIGS:
+        out = tmp_path / config
+        got = project_digests(model, config, out)
+        want = golden[f"{model}/{config}"]
+        assert sorted(got) == sorted(want)
+        assert [f for f in got if got[f] != want[f]] == [], f"{model}/{config}"
+        kinds |= {s["kind"] for s in json.loads((out / "host" / "io.json").read_text())["stages"]}
+    assert "wc" in kinds  # the converters inserted by the pass are covered
+
+
+def main() -> None:  # regenerate the digests (a deliberate change of the generated projects)
+    import tempfile
+
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        for model in MODELS:
+            for config in CONFIGS:
+                out[f"{model}/{config}"] = project_digests(model, config, Path(d) / f"{model}_{config}")
+    (DATA / "digests.json").write_text(json.dumps(out, indent=1, sort_keys=True))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
