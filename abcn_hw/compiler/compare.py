@@ -10,6 +10,7 @@ from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 
 from .export_runtime import run, runnable_export, session
+from .ops import DOMAIN
 
 
 def prediction_agreement(ref: np.ndarray, y: np.ndarray) -> float:
@@ -79,6 +80,25 @@ def auto_batch(lowered: onnx.ModelProto) -> int:
     return 8 if any(n.op_type in ("XnorPopcountConv", "IntegerInputConv") for n in lowered.graph.node) else 256
 
 
+#: working memory per chunk that compare() aims at (both graphs' tensors, a few copies of each)
+CHUNK_BYTES = 512 << 20
+
+
+def chunk_images(sess_e, exp_names: list[str], sess_l, low_names: list[str], x: np.ndarray,
+                 budget: int | None = None, most: int = 256) -> int:
+    """Images per chunk for ``compare``: the tensors both graphs produce for one image (the
+    export's compared tensors; every custom op's output in the lowered graph: dots, accumulators,
+    bits) summed, three times over for the copies made around them (transposes, ConvInteger's
+    im2col), fit ``budget``. Small networks get ``most``, ResNet-sized layers a few images."""
+    if not len(x):
+        return most
+    def nbytes(sess, names: list[str]) -> int:  # sess.run, not run(): no progress-bar advance
+        return sum(a.nbytes for a in sess.run(names, {sess.get_inputs()[0].name: np.ascontiguousarray(x[:1], np.float32)}))
+
+    per_image = nbytes(sess_e, exp_names) + nbytes(sess_l, low_names)
+    return int(max(1, min(most, (budget or CHUNK_BYTES) // max(1, 3 * per_image))))
+
+
 class ExportReference:
     """The executed export (onnxruntime with reference functions for qonnx's quantizers,
     optimisations off) on inputs ``x``, run once and compared with any number of lowered graphs
@@ -146,19 +166,23 @@ def compare(exported, lowered, x: np.ndarray, batch: int | None = None, per_laye
     off) and the lowered graph (plain onnxruntime) on ``x``; compare outputs element-wise, argmax,
     and, per thresholded layer, the lowered bits against the export's own quantizer decisions.
 
-    Streams: ``x`` goes through both graphs ``batch`` images at a time (default
-    :func:`auto_batch`) and each chunk is compared and dropped, so the memory does not grow with
+    Streams: ``x`` goes through both graphs ``batch`` images at a time (default: as many as fit
+    :data:`CHUNK_BYTES`, see :func:`chunk_images`) and each chunk is compared and dropped, so the memory does not grow with
     ``len(x)`` beyond the lowered output kept with ``keep_output``. The counts are summed over
     the chunks: the same numbers as one comparison of the whole batch."""
     exp = runnable_export(_proto(exported))
     low = _proto(lowered)
-    batch = batch or auto_batch(low)
     probes = bit_probes(low) if per_layer else {}
     low_names = sorted(probes)
     out_e, out_l = exp.graph.output[0].name, low.graph.output[0].name
     exp_names = [out_e] + sorted({probes[n][0] for n in low_names} - {out_e})
     sess_e = session(_with_outputs(exp, exp_names))
-    sess_l = session(_with_outputs(low, low_names), optimize=True)
+    if batch:
+        sess_l = session(_with_outputs(low, low_names), optimize=True)
+    else:  # every custom op's output is fetchable: their sizes on one image set the chunk
+        ops = [o for n in low.graph.node if n.domain == DOMAIN for o in n.output if o not in low_names and o != out_l]
+        sess_l = session(_with_outputs(low, low_names + ops), optimize=True)
+        batch = chunk_images(sess_e, exp_names, sess_l, [out_l] + low_names + ops, x)
     n_img = len(x)
     equal = elements = agree = 0
     diff = 0.0
@@ -199,4 +223,4 @@ def compare(exported, lowered, x: np.ndarray, batch: int | None = None, per_laye
                       np.concatenate(kept, axis=0) if keep_output and kept else None)
 
 
-__all__ = ["Comparison", "ExportReference", "compare", "bit_probes", "auto_batch", "equal_bit_count"]
+__all__ = ["Comparison", "ExportReference", "compare", "bit_probes", "auto_batch", "chunk_images", "equal_bit_count"]

@@ -223,7 +223,7 @@ def _reference(exported, lowered: onnx.ModelProto, x: np.ndarray):
 
     if exported is None:
         return run(session(lowered, optimize=True), x, BATCH, [lowered.graph.output[0].name])[0], None
-    cmp = compare(exported, lowered, x, BATCH, keep_output=True)  # streamed: memory bounded by BATCH
+    cmp = compare(exported, lowered, x, keep_output=True)  # streamed in chunks of bounded memory
     return cmp.lowered_output, cmp
 
 

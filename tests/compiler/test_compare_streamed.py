@@ -50,3 +50,29 @@ def test_streamed_compare_equals_whole_batch(monkeypatch):
     assert streamed.summary() == whole.summary()
     np.testing.assert_array_equal(streamed.lowered_output, whole.lowered_output)
     assert set(streamed.layer_equal_bits) == set(bit_probes(bad)) != set()
+
+
+def test_chunk_follows_the_memory_budget(monkeypatch):
+    """Without ``batch``, the chunk comes from the tensors of one image and CHUNK_BYTES: a tiny
+    budget streams image by image, a large one takes the whole (small) batch at once; same numbers."""
+    spec = dict(convs=[(6, 3, 1, 1)], m=[2, 2], n=[2, 2], hw=10, pool=None, classes=4)
+    net, x = abc_net(spec, 6)
+    x = x[:20]
+    exp = export_abc(net, (1, 10, 10))
+    low = _perturbed(lower(exp)[0].model)
+    compare_mod = importlib.import_module("abcn_hw.compiler.compare")
+    real_run = compare_mod.run
+    results = {}
+    for budget in (1, 1 << 40):
+        sizes = []
+
+        def spy(sess, xs, batch=256, outputs=None):
+            sizes.append(len(xs))
+            return real_run(sess, xs, batch, outputs)
+
+        monkeypatch.setattr(compare_mod, "run", spy)
+        monkeypatch.setattr(compare_mod, "CHUNK_BYTES", budget)
+        results[budget] = compare(exp, low, x, keep_output=True)
+        assert sizes == ([1] * 2 * len(x) if budget == 1 else [len(x)] * 2)
+    assert results[1].summary() == results[1 << 40].summary()
+    np.testing.assert_array_equal(results[1].lowered_output, results[1 << 40].lowered_output)
