@@ -21,8 +21,12 @@ def prediction_agreement(ref: np.ndarray, y: np.ndarray) -> float:
         return 0.0
     if not len(ref):
         return float("nan")
-    pick = y.argmax(-1)
-    return float(np.mean(ref[np.arange(len(ref)), pick] == ref.max(-1)))
+    return agreeing_rows(ref, y) / len(ref)
+
+
+def agreeing_rows(ref: np.ndarray, y: np.ndarray) -> int:
+    """Rows of 2-D ``ref``/``y`` (same shape) where ``y``'s argmax is one of the reference's maxima."""
+    return int(np.count_nonzero(ref[np.arange(len(ref)), y.argmax(-1)] == ref.max(-1)))
 
 
 @dataclass
@@ -213,7 +217,7 @@ def compare(exported, lowered, x: np.ndarray, batch: int | None = None, per_laye
             if ye.size:
                 diff = max(diff, float(np.max(np.abs(ye.astype(np.float64) - yl))))
             if two_d:
-                agree += int(np.count_nonzero(ye.argmax(-1) == yl.argmax(-1)))
+                agree += agreeing_rows(ye, yl)
         del got_e, bits, ye, yl
     layer_bits = {n: bits_eq[n] / bits_n[n] if bits_n[n] and n not in unmatched else float("nan") for n in low_names}
     ok = comparable and elements > 0
