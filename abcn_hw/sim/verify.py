@@ -218,12 +218,12 @@ def _rename_probes(rep, lowered: onnx.ModelProto, built: onnx.ModelProto) -> Non
 def _reference(exported, lowered: onnx.ModelProto, x: np.ndarray):
     """The lowered graph's output (onnxruntime) and, with an exported model, the lowering's
     Comparison with the executed export (abcn_hw.compiler.compare; one run of each graph)."""
-    from ..compiler.compare import ExportReference
+    from ..compiler.compare import compare
     from ..compiler.export_runtime import run, session
 
     if exported is None:
         return run(session(lowered, optimize=True), x, BATCH, [lowered.graph.output[0].name])[0], None
-    cmp = ExportReference(exported, x, BATCH).compare(lowered, keep_output=True)
+    cmp = compare(exported, lowered, x, keep_output=True)  # streamed in chunks of bounded memory
     return cmp.lowered_output, cmp
 
 

@@ -79,6 +79,38 @@ def test_xnor_popcount_conv_zero_pad_rectangular(k, s, pads, hw):
             np.testing.assert_array_equal(ref[..., i, j], np.einsum("bnchw,mochw->bmno", win, wv))
 
 
+@pytest.mark.parametrize("c, k, s, pads, zero_pad", [(70, 3, 2, [1, 0, 2, 1], 1), (70, 3, 1, [1, 1, 1, 1], 0),
+                                                   (64, 3, 1, [0, 0, 0, 0], 0), (65, 1, 1, [0, 0, 0, 0], 0)])
+def test_xnor_popcount_conv_wide(c, k, s, pads, zero_pad):
+    """K = C*kh*kw over several 64-bit words and not a multiple of 64 (630, 65), and a whole
+    number of words (576): body (integer convolution on unpacked bits) == reference (XOR-popcount
+    on packed words) == a plain +-1 convolution."""
+    rng = np.random.default_rng(c + k + s)
+    m, n, o = 2, 3, 5
+    x = _bits(rng, (3, n, c, 6, 7))
+    wbits = _bits(rng, (m, o, c * k * k))
+    ref, got = run_both("XnorPopcountConv", [x, pack_bits(wbits)], kernel_shape=[k, k], strides=[s, s],
+                        pads=pads, zero_pad=zero_pad)
+    np.testing.assert_array_equal(ref, got)
+    t, l, b, r = pads
+    xv = np.pad(2 * x.astype(np.int64) - 1, [(0, 0)] * 3 + [(t, b), (l, r)], constant_values=0 if zero_pad else -1)
+    wv = (2 * wbits.astype(np.int64) - 1).reshape(m, o, c, k, k)
+    for i in range(ref.shape[-2]):
+        for j in range(ref.shape[-1]):
+            win = xv[:, :, :, i * s:i * s + k, j * s:j * s + k]
+            np.testing.assert_array_equal(ref[..., i, j], np.einsum("bnchw,mochw->bmno", win, wv))
+
+
+@pytest.mark.parametrize("kk", [64, 65, 577, 2304])
+def test_xnor_popcount_matmul_wide(kk):
+    rng = np.random.default_rng(kk)
+    x = _bits(rng, (4, 3, kk))
+    w = _bits(rng, (2, 7, kk))
+    ref, got = run_both("XnorPopcountMatMul", [x, pack_bits(w)])
+    np.testing.assert_array_equal(ref, got)
+    np.testing.assert_array_equal(ref, np.einsum("bnk,mok->bmno", 2 * x.astype(np.int64) - 1, 2 * w.astype(np.int64) - 1))
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 4), m=st.integers(1, 4), kk=st.integers(1, 200), o=st.integers(1, 9))
 def test_xnor_popcount_matmul(seed, n, m, kk, o):

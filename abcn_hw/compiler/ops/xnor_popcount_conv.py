@@ -12,7 +12,7 @@ Output:  dots (B, M, N, O, Ho, Wo) int32, dot = 2*popcount(XNOR(x, w)) - K  (= s
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto, numpy_helper
+from onnx import AttributeProto, TensorProto
 
 from ._base import AbcnOp, FunctionBuilder, im2col, unpack_bits, xnor_popcount_dots, zero_pad_correction
 from . import _bodies
@@ -44,33 +44,25 @@ class XnorPopcountConv(AbcnOp):
 
     @classmethod
     def build_function(cls):
+        """An independent route to the same numbers: the bits as int8-range codes (bit 1 -> +1,
+        bit 0 -> -1, each padded tap written explicitly as -1 or, with zero_pad, as 0) in an exact
+        integer convolution (ConvInteger, int32 sums of |values| <= K) of the N planes with the M*O
+        unpacked +-1 filters; no packing, no popcount, no border correction."""
         b = FunctionBuilder("XnorPopcountConv")
-        xp = _bodies.pad_spatial(b, "X", 3, b.const(0, np.uint8))
+        one = b.const(1, np.uint8)
+        # uint8 codes with zero point 1: bit 0 -> 0 (-1), bit 1 -> 2 (+1), pad -> zero_pad (-1 or 0)
+        pad_code = b.op("Cast", b.attr_int("zero_pad"), to=TensorProto.UINT8)
+        xp = _bodies.pad_spatial(b, _bodies.signed_codes(b, "X"), 3, pad_code)
         bb, n, c, hp, wp = _bodies.shape_dims(b, xp, 5)
-        patches, k, ho, wo = _bodies.im2col(b, xp, [bb, n], c, hp, wp)  # (B, N, L, K)
-        packed = _bodies.pack_words(b, patches, [bb, n, b.op("Mul", ho, wo)], k)
-        dots = _bodies.xnor_popcount(b, packed, "W", k)  # (B, M, N, O, L)
+        planes = b.op("Reshape", xp, b.op("Concat", b.const([-1]), c, hp, wp, axis=0))  # (B*N, C, Hp, Wp)
+        ks = b.attr_ints("kernel_shape")
+        k = b.op("Mul", c, b.op("ReduceProd", ks, keepdims=1))
         wshape = b.op("Shape", "W")
         m, o = b.item(wshape, 0), b.item(wshape, 1)
-        dots = b.op("Add", dots, _zero_pad_correction(b, c, k, m, o))
-        b.op("Reshape", dots, b.op("Concat", bb, m, n, o, ho, wo, axis=0), out="Y")
+        w = _bodies.signed_codes(b, _bodies.unpack_bits01(b, "W", k))  # (M, O, K), K in (c, i, j) order
+        w = b.op("Reshape", w, b.op("Concat", b.op("Mul", m, o), c, ks, axis=0))  # (M*O, C, kh, kw)
+        y = _bodies.with_attr_refs(b, b.op("ConvInteger", planes, w, one, one), strides=AttributeProto.INTS)
+        ho_wo = b.op("Slice", b.op("Shape", y), b.const([2]), b.const([4]))
+        y = b.op("Reshape", y, b.op("Concat", bb, n, m, o, ho_wo, axis=0))  # (B, N, M, O, Ho, Wo)
+        b.op("Transpose", y, perm=[0, 2, 1, 3, 4, 5], out="Y")
         return b.function(["X", "W"], ["Y"], list(cls.ATTRS), cls.attr_defaults())
-
-
-def _zero_pad_correction(b: FunctionBuilder, c: str, k: str, m: str, o: str) -> str:
-    """(1, M, 1, O, L) int32: ``zero_pad_correction`` times the attribute zero_pad (0 or 1).
-    The taps on the padding come from an all-ones image padded with 0; the per-tap weight sums
-    (over channels) times those taps, an exact int32 MatMul."""
-    hw = b.op("Slice", b.op("Shape", "X"), b.const([3]), b.const([5]))
-    ones = b.op("ConstantOfShape", b.op("Concat", b.const([1, 1]), hw, axis=0),
-                value=numpy_helper.from_array(np.ones(1, np.int32)))
-    vp = _bodies.pad_spatial(b, ones, 2, b.const(0, np.int32))
-    one = b.const([1])
-    _, _, hp, wp = _bodies.shape_dims(b, vp, 4)
-    taps, t, _, _ = _bodies.im2col(b, vp, [one], one, hp, wp)  # (1, L, kh*kw), 1 inside the image
-    on_pad = b.op("Sub", b.const(1, np.int32), b.op("Reshape", taps, b.op("Concat", b.const([-1]), t, axis=0)))
-    w = _bodies.unpack_pm1(b, "W", k)  # (M, O, K) in (c, i, j) order
-    wsum = b.op("ReduceSum", b.op("Reshape", w, b.op("Concat", m, o, c, t, axis=0)), b.const([2]), keepdims=0)
-    corr = b.op("MatMul", wsum, b.op("Transpose", on_pad, perm=[1, 0]))  # (M, O, L)
-    corr = b.op("Mul", corr, b.op("Cast", b.attr_int("zero_pad"), to=TensorProto.INT32))
-    return b.op("Unsqueeze", corr, b.const([0, 2]))

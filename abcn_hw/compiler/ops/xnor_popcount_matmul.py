@@ -27,10 +27,17 @@ class XnorPopcountMatMul(AbcnOp):
 
     @classmethod
     def build_function(cls):
+        """Exact integer matrix product (MatMulInteger, int32) of the bits as codes {0, 2} with
+        zero point 1 (= -1/+1) and the unpacked weights in the same form; no popcount."""
         b = FunctionBuilder("XnorPopcountMatMul")
+        one = b.const(1, np.uint8)
         bb, n, k = _bodies.shape_dims(b, "X", 3)
-        x = b.op("Unsqueeze", "X", b.const([2]))  # (B, N, 1, K)
-        packed = _bodies.pack_words(b, x, [bb, n, b.const([1])], k)
-        dots = _bodies.xnor_popcount(b, packed, "W", k)  # (B, M, N, O, 1)
-        b.op("Squeeze", dots, b.const([4]), out="Y")
+        x = b.op("Reshape", _bodies.signed_codes(b, "X"), b.op("Concat", b.const([-1]), k, axis=0))  # (B*N, K)
+        wshape = b.op("Shape", "W")
+        m, o = b.item(wshape, 0), b.item(wshape, 1)
+        w = _bodies.signed_codes(b, _bodies.unpack_bits01(b, "W", k))  # (M, O, K)
+        w = b.op("Transpose", b.op("Reshape", w, b.op("Concat", b.op("Mul", m, o), k, axis=0)), perm=[1, 0])
+        y = b.op("MatMulInteger", x, w, one, one)  # (B*N, M*O)
+        y = b.op("Reshape", y, b.op("Concat", bb, n, m, o, axis=0))
+        b.op("Transpose", y, perm=[0, 2, 1, 3], out="Y")
         return b.function(["X", "W"], ["Y"], [])
