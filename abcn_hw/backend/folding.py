@@ -200,14 +200,15 @@ def _elements_into(net: Network, li: int) -> int:
 
 # -- the kernel graph ---------------------------------------------------------------------------
 
-def build_graph(net: Network, fold: dict[str, tuple[int, int]]) -> HwGraph:
-    """The dataflow graph for a folding: window generators, MVUs, pools, width converters, forks."""
+def build_graph(net: Network, fold: dict[str, tuple[int, int]], fifos: bool = True) -> HwGraph:
+    """The dataflow graph for a folding: window generators, MVUs, pools, width converters, forks,
+    and (``fifos``) the stream depths of the token simulation."""
     from .passes import build_graph as _build
 
     fold = join_folding(net, fold)
     for layer in net.matrix_layers:
         layer.pe, layer.simd = fold[layer.ident]
-    return _build(net)
+    return _build(net, fifos)
 
 
 def join_folding(net: Network, fold: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
@@ -267,18 +268,39 @@ class Estimate:
     def fps(self) -> float:
         return self.clock_mhz * 1e6 / self.ii if self.ii else float("inf")
 
+    @property
+    def fifos(self) -> list[dict]:
+        """The design's stream FIFOs (passes.fifo_sizing; not the accelerator's in/out AXI streams)."""
+        sizing = self.graph.fifo_sizing
+        if sizing is None:
+            return []
+        return [f for f in sizing.to_dict()["fifos"] if f["stream"] not in ("in", "out")]
+
     def to_dict(self) -> dict:
-        return {"clock_mhz": self.clock_mhz, "ii_cycles": self.ii, "fps": round(self.fps, 3),
-                "latency_cycles": self.latency_cycles,
-                "latency_us": round(self.latency_cycles / self.clock_mhz, 3),
-                "lut": sum(l["lut"] for l in self.layers), "bram18": sum(l["bram18"] for l in self.layers),
-                "target_fps": self.target_fps, "target_met": self.target_met,
-                "resource_model": "FINN-R (Blott et al., ACM TRETS 2018) as implemented by FINN's MVAU estimates; "
-                                  "see abcn_hw/backend/folding.py",
-                "layers": self.layers,
-                "stages": [{"id": k.ident, "kind": k.kind, "layer": k.layer.index, "cycles": k.cycles(),
-                            "in_width": k.in_width(), "out_width": k.out_width(),
-                            "counter_calls": k.counter_calls} for k in self.stages]}
+        fifos = self.fifos
+        d = {"clock_mhz": self.clock_mhz, "ii_cycles": self.ii, "fps": round(self.fps, 3),
+             "latency_cycles": self.latency_cycles,
+             "latency_us": round(self.latency_cycles / self.clock_mhz, 3),
+             "lut": sum(l["lut"] for l in self.layers) + sum(f["lut"] for f in fifos),
+             "bram18": sum(l["bram18"] for l in self.layers) + sum(f["bram18"] for f in fifos),
+             "target_fps": self.target_fps, "target_met": self.target_met,
+             "resource_model": "FINN-R (Blott et al., ACM TRETS 2018) as implemented by FINN's MVAU estimates; "
+                               "see abcn_hw/backend/folding.py",
+             "layers": self.layers,
+             "stages": [{"id": k.ident, "kind": k.kind, "layer": k.layer.index, "cycles": k.cycles(),
+                         "in_width": k.in_width(), "out_width": k.out_width(),
+                         "counter_calls": k.counter_calls} for k in self.stages]}
+        sizing = self.graph.fifo_sizing
+        if sizing is not None:
+            d["fifo_lut"] = sum(f["lut"] for f in fifos)
+            d["fifo_bram18"] = sum(f["bram18"] for f in fifos)
+            d["fifos"] = fifos
+            d["token_simulation"] = {"images": sizing.images, "latency_cycles": sizing.latency_cycles,
+                                     "interval_cycles": sizing.interval_cycles,
+                                     "makespan_cycles": sizing.makespan_cycles,
+                                     "model": "abcn_hw/backend/passes/fifo_sizing.py (estimated pipeline depths; "
+                                              "nothing synthesised)"}
+        return d
 
     def table(self) -> str:
         head = ["layer", "op", "M", "N", "MW", "MH", "PE", "SIMD", "cycles", "LUT", "BRAM18"]
@@ -296,6 +318,11 @@ class Estimate:
                    f"{self.latency_cycles} cycles ({d['latency_us']} us); LUT ~{d['lut']}, BRAM18 ~{d['bram18']}")
         if self.target_fps is not None:
             summary += f"; target {self.target_fps:g} FPS " + ("met" if self.target_met else "NOT met")
+        if "fifos" in d:
+            deep = [f"{f['stream']}={f['depth']}" for f in d["fifos"] if f["depth"] > 2]
+            summary += (f"\nstream FIFOs (token simulation): {len(d['fifos'])} streams, "
+                        + (f"deeper than 2: {', '.join(deep)}" if deep else "all depth 2")
+                        + f"; LUT ~{d['fifo_lut']}, BRAM18 ~{d['fifo_bram18']} (included above)")
         return "\n".join(lines + [summary])
 
 

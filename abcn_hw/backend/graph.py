@@ -54,6 +54,7 @@ class HwGraph:
     def __init__(self) -> None:
         self.nodes: list = []
         self.edges: list[Edge] = []
+        self.fifo_sizing = None   # passes.fifo_sizing.SizingResult once the streams are sized
 
     # -- building ---------------------------------------------------------------------------------
     def add(self, kernel):

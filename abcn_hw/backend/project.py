@@ -6,7 +6,7 @@ numbered layer ids ``L<i>_<hint>``):
   README.md                what is here, how to build and simulate
   Makefile                 g++ C simulation (AP_TYPES overridable: make AP_TYPES=/path/to/ap_types)
   hls.tcl                  Vitis HLS: csim, csynth, cosim, export (vitis_hls -f hls.tcl)
-  folding.json             PE/SIMD per layer (usable as --folding)
+  folding.json             PE/SIMD per layer and stream FIFO depths (usable as --folding)
   report.json              layers, folding, cycle / FPS / latency / LUT / BRAM estimates, lowering report
   include/abcn/*.hpp       the kernel library (copied from hls/include/abcn)
   include/csim_tap.hpp     backend glue: per-layer dumps in C simulation
@@ -150,16 +150,58 @@ def compile(model, out_dir, folding=None, target_fps: float | None = None, clock
     else:
         # balanced default: the rate the throughput-oriented default folding reaches (its slowest
         # layer), at the cheapest folding of every other layer that keeps up with it
-        ii = estimate(net, build_graph(net, default_folding(net)), clock_mhz).ii
+        ii = estimate(net, build_graph(net, default_folding(net), fifos=False), clock_mhz).ii  # II only
         fold, _ = auto_folding(net, clock_mhz * 1e6 / ii, clock_mhz)
     graph = build_graph(net, fold)
     fold = {layer.ident: (layer.pe, layer.simd) for layer in net.matrix_layers}  # as built (joins share a PE)
+    apply_fifo_depths(graph, folding)
     est = estimate(net, graph, clock_mhz, float(target_fps) if target_fps is not None else None, met)
 
     files = generate(net, graph, est, proto, low_rep, ap, clock_mhz, part)
     _write(out_dir, files, force)
     return CompileResult(out_dir, net, est, {k: {"PE": v[0], "SIMD": v[1]} for k, v in fold.items()},
                          sorted(files), low_rep)
+
+
+def apply_fifo_depths(graph: HwGraph, folding) -> None:
+    """Stream depths a folding file gives under ``"fifos"`` (as folding.json writes them) replace the
+    token simulation's (passes.fifo_sizing); a depth below it is simulated, and one that deadlocks
+    the pipeline is refused, naming the full and empty streams."""
+    from .emit import stream_names
+    from .passes.fifo_sizing import simulate, token_graph
+
+    given = folding.get("fifos") if isinstance(folding, dict) else None
+    if given is None and folding is not None and not isinstance(folding, dict):
+        try:
+            with open(folding, encoding="utf-8") as f:
+                spec = json.load(f)
+            given = spec.get("fifos") if isinstance(spec, dict) else None
+        except (OSError, ValueError):  # read_folding has already refused an unreadable file
+            given = None
+    if given is None:
+        return
+    if not isinstance(given, list):
+        raise UsageError("\"fifos\" in the folding must be a list of {\"stream\": name, \"depth\": words}")
+    names = stream_names(graph)
+    edges = {names[id(e)]: e for e in graph.internal_edges}
+    user = {}
+    for entry in given:
+        name, d = (entry.get("stream"), entry.get("depth")) if isinstance(entry, dict) else (None, None)
+        if name not in edges or not isinstance(d, int) or isinstance(d, bool) or not 1 <= d <= 1 << 24:
+            raise UsageError(f"bad \"fifos\" entry in the folding: {json.dumps(entry)[:80]}",
+                             fix="give {\"stream\": one of " + ", ".join(edges) + ", \"depth\": 1..16777216}")
+        user[name] = d
+    if any(d < edges[k].depth for k, d in user.items()):  # below the sizing: simulate the bounded pipeline
+        sim = simulate(token_graph(graph), {**{k: e.depth for k, e in edges.items()}, **user}, images=2)
+        if sim.deadlock:
+            raise UsageError("the stream depths of the folding deadlock the pipeline: "
+                             + sim.message()[len("deadlock: "):],
+                             fix="raise those depths, or drop \"fifos\" to size every stream by the token simulation")
+    sizing = graph.fifo_sizing
+    for k, d in user.items():  # the project and the report get the FIFOs built
+        edges[k].depth = d
+        if sizing is not None:
+            sizing.edges[k].depth = d
 
 
 def _json(obj) -> bytes:
@@ -201,7 +243,9 @@ def generate(net: Network, graph: HwGraph, est: Estimate, proto: onnx.ModelProto
     io = io_spec(net, graph)
     files["host/io.json"] = _json(io)
     files["data/sample_in.bin"] = _sample_input(net, io)
-    folding = {"layers": [{"id": l.ident, "node": l.node, "PE": l.pe, "SIMD": l.simd} for l in net.matrix_layers]}
+    names = emit.stream_names(graph)
+    folding = {"layers": [{"id": l.ident, "node": l.node, "PE": l.pe, "SIMD": l.simd} for l in net.matrix_layers],
+               "fifos": [{"stream": names[id(e)], "depth": e.depth} for e in graph.internal_edges]}
     files["folding.json"] = _json(folding)
     report = {"generator": GENERATOR, "source": net.source, "network": net.name, "top": emit.TOP,
               "part": part, "estimate": est.to_dict(),

@@ -44,8 +44,28 @@ def test_resnet8_compiles_and_verifies_bit_exact(m, n, shape, tmp_path):
         assert len({e.src.out_format(e.src_port).per_word for e in g.in_edges(add)}) == 1
     top = (tmp_path / "b" / "src" / "top.cpp").read_text()
     assert "abcn::DuplicateStreams<" in top and "abcn::ResidualAdd<" in top and "abcn::GlobalSumPool<" in top
+    _check_fifo_sizing(g, top)
     v = verify(path, tmp_path / "b", x)
     assert v.bit_exact and v.mismatches == 0, v.summary()
     assert v.lowering_exact and v.contract_ok, v.summary()
     assert v.cycles_match, v.first_cycle_mismatch
     assert v.ok
+
+
+def _check_fifo_sizing(g, top: str) -> None:
+    """The identity blocks' skip streams (fork -> join) are sized deeper than 2 and written into the
+    project; the exact bounded simulation with the sized depths completes every image at the
+    unbounded pipeline's cycle, and a skip stream at depth 2 deadlocks (csim cannot see either)."""
+    from abcn_hw.backend.emit import stream_names
+    from abcn_hw.backend.passes.fifo_sizing import simulate, token_graph
+
+    names = stream_names(g)
+    skips = [e for k in g.nodes if k.kind == "fork" for e in g.out_edges(k) if e.dst.kind == "radd"]
+    assert skips and all(e.depth > 2 for e in skips)
+    for e in skips:
+        assert f"STREAM variable = {names[id(e)]} depth = {e.depth})" in top
+    tg = token_graph(g)
+    sized = simulate(tg, g.fifo_sizing.depths(), images=2)
+    assert not sized.deadlock and sized.image_done == simulate(tg, {n: 1 << 24 for n in tg.edges}, images=2).image_done
+    dead = simulate(tg, {**g.fifo_sizing.depths(), names[id(skips[0])]: 2}, images=2)
+    assert dead.deadlock and (names[id(skips[0])], "full") in {(b.edge, b.state) for b in dead.blocked}

@@ -71,6 +71,12 @@ class Kernel:
         """Loop iterations per image (cycles at II=1); abcn::IterCounter counts the same in C simulation."""
         raise NotImplementedError
 
+    def token_program(self):
+        """The kernel's words per loop iteration for the FIFO sizing (passes.fifo_sizing.TokenProgram,
+        or a tuple of them for a kernel of several loops chained by internal streams), ports in the
+        order of its streams; derived from the loop structure of its C++ template."""
+        raise NotImplementedError(f"{type(self).__name__} has no token program")
+
     #: IterCounter calls per kernel call (a kernel that runs two loops counts twice)
     counter_calls = 1
 

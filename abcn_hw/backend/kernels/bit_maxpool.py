@@ -51,6 +51,14 @@ class BitMaxPool(Kernel):
     def counter_calls(self) -> int:
         return pool_iters(self.layer.geom, self.cf)[1]
 
+    def token_program(self):
+        from ..passes.fifo_sizing import bit_maxpool_program, pool_rect_programs
+
+        g = self.layer.geom
+        if g.square_pool:
+            return bit_maxpool_program(g.ifm_h, g.ifm_w, self.cf, g.kh)
+        return pool_rect_programs(g.ifm_h, g.ifm_w, self.cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr)
+
     def tap(self) -> dict | None:
         lay = self.layer
         return dict(tensor=lay.out_tensor, kind="bits", shape=list(lay.out_shape), w=self.upstream_format().per_word,

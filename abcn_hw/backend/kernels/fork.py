@@ -33,6 +33,11 @@ class Fork(Kernel):
     def cycles(self) -> int:
         return self.in_words()
 
+    def token_program(self):
+        from ..passes.fifo_sizing import fork_program
+
+        return fork_program(self.in_words(), outputs=self.n_outputs)
+
     def resources(self) -> dict:
         return {"lut": self.in_width(), "bram18": 0}
 

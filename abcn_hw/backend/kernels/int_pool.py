@@ -34,6 +34,11 @@ class GlobalSumPool(IntStreamKernel):
     def resources(self) -> dict:
         return {"lut": int(1.1 * self.pe * 2 * self.out_w), "bram18": 0}
 
+    def token_program(self):
+        from ..passes.fifo_sizing import global_sum_pool_program
+
+        return global_sum_pool_program(self.nf, self.layer.pixels)
+
     def tap(self) -> dict | None:
         lay = self.layer
         return dict(tensor=lay.out_tensor, kind="acc", shape=list(lay.out_shape), w=self.pe, acc_w=self.out_w,
@@ -67,6 +72,12 @@ class IntMaxPool(IntStreamKernel):
         return sliding_window_iters(g, self.nf) + g.ofm_h * g.ofm_w * g.kh * g.kw * self.nf
 
     counter_calls = 2
+
+    def token_program(self):
+        from ..passes.fifo_sizing import int_maxpool_program
+
+        g = self.layer.geom
+        return int_maxpool_program(g.ifm_h, g.ifm_w, self.nf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr)
 
     def tap(self) -> dict | None:
         lay = self.layer

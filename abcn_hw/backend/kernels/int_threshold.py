@@ -31,6 +31,11 @@ class IntThreshold(IntStreamKernel):
     out_words = in_words
     cycles = in_words
 
+    def token_program(self):
+        from ..passes.fifo_sizing import elementwise_program
+
+        return elementwise_program(self.in_words())
+
     def resources(self) -> dict:
         lay = self.layer
         in_w = self.in_format().n

@@ -285,6 +285,12 @@ class MatrixVectorUnit(Kernel):
     def cycles(self) -> int:
         return mvu_iters(self.layer, self.layer.pe, self.layer.simd)
 
+    def token_program(self):
+        from ..passes.fifo_sizing import mvu_program
+
+        lay = self.layer
+        return mvu_program(lay.mw, lay.mh, lay.simd, lay.pe, lay.vectors)
+
     def resources(self) -> dict:
         return layer_resources(self.layer)
 

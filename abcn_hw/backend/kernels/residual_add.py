@@ -40,6 +40,11 @@ class ResidualAdd(IntStreamKernel):
     out_words = in_words
     cycles = in_words
 
+    def token_program(self):
+        from ..passes.fifo_sizing import elementwise_program
+
+        return elementwise_program(self.in_words(), inputs=self.n_inputs, outputs=self.n_outputs)
+
     def resources(self) -> dict:
         lane = sum(self.s_w + self.in_format(p).n for p in range(self.n_inputs)) + self.out_w
         return {"lut": int(1.1 * self.pe * lane), "bram18": 0}

@@ -53,6 +53,12 @@ class SlidingWindow(Kernel):
     def cycles(self) -> int:
         return sliding_window_iters(self.layer.geom, self.cf)
 
+    def token_program(self):
+        from ..passes.fifo_sizing import sliding_window_program
+
+        g = self.layer.geom
+        return sliding_window_program(g.ifm_h, g.ifm_w, self.cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr)
+
     def call(self, c: Cpp, ins: list[str], outs: list[str], counter: str) -> None:
         (src,), (dst,) = ins, outs
         c.line(f"abcn::SlidingWindowRect{window_targs(self.layer.geom, self.cf, self.in_width())}"

@@ -33,6 +33,11 @@ class WidthConverter(Kernel):
     def cycles(self) -> int:
         return max(self.in_words(), self.out_words())
 
+    def token_program(self):
+        from ..passes.fifo_sizing import width_converter_program
+
+        return width_converter_program(self.fin.per_word, self.fout.per_word, self.in_words())
+
     def call(self, c: Cpp, ins: list[str], outs: list[str], counter: str) -> None:
         (src,), (dst,) = ins, outs
         c.line(f"abcn::MultiBaseWidthConverter{targs(self.fin.n, self.fin.per_word, self.fout.per_word, self.in_words())}"
