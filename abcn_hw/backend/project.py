@@ -15,6 +15,10 @@ numbered layer ids ``L<i>_<hint>``):
   src/top.hpp, src/top.cpp the dataflow top function ``abcn_top``
   tb/csim_driver.cpp       batch C-simulation driver (files in, files out, iteration counts; with
                            -DABCN_CSIM_LIB -shared the library abcn-hw csim loads)
+  tb/csim_host.cpp         the host steps (pre.onnx, packing, unpacking, post.onnx) in C++ for that
+                           library (abcn_hw/backend/host_native.py; absent when a host graph uses
+                           an op it does not translate: io.json's host_native says why)
+  include/abcn_host.hpp    backend glue: the library's batch loop around tb/csim_host.cpp
   host/io.json             stream layouts for the host (input packing, output unpacking, dumps)
   host/pre.onnx            host pre-processing (input quantisation) of the lowered graph
   host/post.onnx           host post-processing (accumulator -> float32 logits) of the lowered graph
@@ -34,7 +38,7 @@ import numpy as np
 import onnx
 
 from ..errors import OutputPathError, UsageError
-from . import emit
+from . import emit, host_native
 from .folding import DEFAULT_CLOCK_MHZ, Estimate, auto_folding, build_graph, default_folding, estimate, read_folding
 from .io import io_spec, pack_input, run_pre
 from .canonical import canonicalize
@@ -231,6 +235,7 @@ def generate(net: Network, graph: HwGraph, est: Estimate, proto: onnx.ModelProto
         files[f"include/abcn/{hpp.name}"] = hpp.read_bytes()
     files["include/csim_tap.hpp"] = emit.CSIM_TAP_HPP.encode()
     files["include/abcn_backend.hpp"] = (Path(__file__).parent / "templates" / "abcn_backend.hpp").read_bytes()
+    files["include/abcn_host.hpp"] = (Path(__file__).parent / "templates" / "abcn_host.hpp").read_bytes()
     files["src/config.hpp"] = emit.config_header(net, graph).encode()
     for k in graph.topo_order():
         files.update({path: text.encode() for path, text in k.param_files().items()})
@@ -241,6 +246,9 @@ def generate(net: Network, graph: HwGraph, est: Estimate, proto: onnx.ModelProto
     files["host/post.onnx"] = net.post_model
     files["host/lowered.onnx"] = proto.SerializeToString(deterministic=True)
     io = io_spec(net, graph)
+    host_cpp, io["host_native"] = host_native.generate(net.pre_model, net.post_model, io)
+    if host_cpp is not None:
+        files["tb/csim_host.cpp"] = host_cpp.encode()
     files["host/io.json"] = _json(io)
     files["data/sample_in.bin"] = _sample_input(net, io)
     names = emit.stream_names(graph)
@@ -397,6 +405,9 @@ def readme(net: Network, est: Estimate, contract: dict | None = None, low_rep=No
         "The host quantises the float input with `host/pre.onnx` and turns the final integer accumulators",
         "into float32 logits with `host/post.onnx` (both cut from the lowered graph, so the float ops are",
         "exactly the lowered graph's). Stream layouts: `host/io.json`. Folding: `folding.json`.",
+        "`abcn-hw csim`/`verify` run those host steps in C++ (`tb/csim_host.cpp`, generated from the same",
+        "constants and tested equal to the graphs) inside the C-simulation library, where io.json's `host_native`",
+        "says it is supported.",
         "",
         "## Folding and estimates",
         "",

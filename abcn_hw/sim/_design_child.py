@@ -3,8 +3,10 @@
 Run as a script (``python -I -S _design_child.py LIB MEM_FD REQ_FD REP_FD``), standard library only,
 so it starts in milliseconds. It loads LIB (the build dir's ``libabcn_csim.so``), replies with the
 design's sizes, then serves batches: each request names a region of the shared memory file MEM_FD
-(input words, output words, counters) and the threads; each reply is the driver's return code and
-the simulation loop's seconds. If the design crashes (segfault, abort, stack overflow) only this
+(input words, output words, counters; or with mode 1, float input images, float outputs,
+accumulators, counters and the index of a refused image, for the library's native host path
+abcn_csim_host_batch) and the threads; each reply is the driver's return code and the simulation
+loop's seconds. If the design crashes (segfault, abort, stack overflow) only this
 process dies; the parent sees the pipe close and reports it. EOF on REQ_FD ends the process.
 """
 import ctypes
@@ -14,9 +16,13 @@ import signal
 import struct
 import sys
 
-REQUEST = struct.Struct("<QQQQQQ")   # mapped size, images, input offset, output offset, counts offset, threads
+#: mapped size, images, input offset, output offset, counts offset, threads, mode (0: packed words,
+#: 1: native host path), accumulators offset, refused-image offset (the last two: mode 1 only)
+REQUEST = struct.Struct("<QQQQQQQQQ")
 REPLY = struct.Struct("<qd")         # return code, seconds of the simulation loop
-INFO = struct.Struct("<qQQQQQ")      # 0 or -1 (no entry points), the five abcn_csim_info values
+#: 0 or -1 (no entry points), the five abcn_csim_info values, the four abcn_csim_host_info values
+#: (ABI version, floats in / out per image, accumulators per image; zeros without a native host)
+INFO = struct.Struct("<qQQQQQQQQQ")
 
 
 def _read(fd: int, n: int) -> bytes:
@@ -43,20 +49,29 @@ def main(argv: list) -> int:
         sys.stderr.write(f"{e}\n")
         return 3
     if not (hasattr(lib, "abcn_csim_batch") and hasattr(lib, "abcn_csim_info")):
-        _write(rep_fd, INFO.pack(-1, 0, 0, 0, 0, 0))
+        _write(rep_fd, INFO.pack(-1, *([0] * 9)))
         return 0
     lib.abcn_csim_batch.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint,
                                     ctypes.c_void_p, ctypes.POINTER(ctypes.c_double)]
     lib.abcn_csim_batch.restype = ctypes.c_int
     lib.abcn_csim_info.argtypes = [ctypes.c_uint]
     lib.abcn_csim_info.restype = ctypes.c_ulonglong
-    _write(rep_fd, INFO.pack(0, *(int(lib.abcn_csim_info(i)) for i in range(5))))
+    host = [0] * 4
+    if hasattr(lib, "abcn_csim_host_batch") and hasattr(lib, "abcn_csim_host_info"):
+        lib.abcn_csim_host_info.argtypes = [ctypes.c_uint]
+        lib.abcn_csim_host_info.restype = ctypes.c_ulonglong
+        lib.abcn_csim_host_batch.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
+                                             ctypes.c_uint, ctypes.c_void_p, ctypes.POINTER(ctypes.c_double),
+                                             ctypes.c_void_p]
+        lib.abcn_csim_host_batch.restype = ctypes.c_int
+        host = [int(lib.abcn_csim_host_info(i)) for i in range(4)]
+    _write(rep_fd, INFO.pack(0, *(int(lib.abcn_csim_info(i)) for i in range(5)), *host))
     mm, base, size = None, 0, 0
     while True:
         req = _read(req_fd, REQUEST.size)
         if not req:
             return 0
-        need, images, in_off, out_off, counts_off, threads = REQUEST.unpack(req)
+        need, images, in_off, out_off, counts_off, threads, mode, acc_off, bad_off = REQUEST.unpack(req)
         if need != size:
             mm = None  # the previous mapping (and the ctypes view of it) is released first
             base = 0
@@ -64,8 +79,14 @@ def main(argv: list) -> int:
             base = ctypes.addressof(ctypes.c_char.from_buffer(mm))
             size = need
         seconds = ctypes.c_double(0.0)
-        rc = lib.abcn_csim_batch(base + in_off, images, base + out_off, threads, base + counts_off,
-                                 ctypes.byref(seconds))
+        if mode == 1 and host[0]:
+            rc = lib.abcn_csim_host_batch(base + in_off, images, base + out_off, base + acc_off, threads,
+                                          base + counts_off, ctypes.byref(seconds), base + bad_off)
+        elif mode == 0:
+            rc = lib.abcn_csim_batch(base + in_off, images, base + out_off, threads, base + counts_off,
+                                     ctypes.byref(seconds))
+        else:
+            rc = -1
         _write(rep_fd, REPLY.pack(rc, seconds.value))
 
 

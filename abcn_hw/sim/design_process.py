@@ -5,7 +5,8 @@ A build dir is code: its C++ runs with the user's rights, and a broken or hostil
 segfault, abort or overflow its stack. :class:`DesignProcess` loads ``libabcn_csim.so`` in a
 small child (abcn_hw/sim/_design_child.py, standard library only) that lives as long as it is
 used; batches travel through one shared memory file (input words in, output words and counters
-out, no serialisation) and a pipe carries a 48-byte request and a 16-byte reply per batch. When
+out; or, for the library's native host path, float32 images in, outputs and accumulators out; no
+serialisation) and a pipe carries a 72-byte request and a 16-byte reply per batch. When
 the child dies, the caller gets a :class:`DesignCrash` naming the signal and the design's last
 stderr line; the next batch starts a fresh child.
 """
@@ -74,6 +75,7 @@ class DesignProcess:
         self._proc = None
         self._pid = None
         self.info = None
+        self.host_info = None
 
     # -- the child ----------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -106,7 +108,8 @@ class DesignProcess:
         if status != 0:
             self.close()
             raise NoEntryPoints()
-        self.info = tuple(int(v) for v in info)
+        self.info = tuple(int(v) for v in info[:5])
+        self.host_info = tuple(int(v) for v in info[5:])
 
     def _alive(self) -> bool:
         return self._proc is not None and self._pid == os.getpid() and self._proc.poll() is None
@@ -178,14 +181,41 @@ class DesignProcess:
                 self._start()
             return self.info
 
+    def host_sizes(self) -> tuple[int, ...]:
+        """(ABI version, input floats per image, output floats per image, accumulators per image)
+        of the library's native host path (abcn_csim_host_batch); all 0 when it has none."""
+        with self._lock:
+            if not self._alive():
+                self._start()
+            return self.host_info
+
     def run(self, words: np.ndarray, images: int, out_count: int, counts_count: int,
             threads: int) -> tuple[int, np.ndarray, np.ndarray, float]:
         """Simulate ``images`` images of packed input ``words`` (uint64): (return code, output
         words (``out_count`` uint64), counters (``counts_count`` uint64), loop seconds)."""
         words = np.ascontiguousarray(words, np.uint64)
-        in_off, out_off = 0, _align(words.nbytes)
-        counts_off = out_off + _align(out_count * 8)
-        need = max(mmap.PAGESIZE, counts_off + _align(counts_count * 8))
+        rc, seconds, (out, counts) = self._exchange(0, images, threads, words, [(out_count, np.uint64),
+                                                                                 (counts_count, np.uint64)])
+        return rc, out, counts, seconds
+
+    def run_host(self, x: np.ndarray, images: int, out_count: int, acc_count: int, counts_count: int,
+                 threads: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, int, float]:
+        """The native host path: float32 images ``x`` in, (return code, ``out_count`` float32
+        outputs, ``acc_count`` int64 accumulators, counters, index of the image an error concerns,
+        loop seconds)."""
+        rc, seconds, (out, counts, acc, bad) = self._exchange(
+            1, images, threads, x, [(out_count, np.float32), (counts_count, np.uint64), (acc_count, np.int64),
+                                    (1, np.uint64)])
+        return rc, out, acc, counts, int(bad[0]), seconds
+
+    def _exchange(self, mode: int, images: int, threads: int, data: np.ndarray, results: list) -> tuple:
+        """One batch: ``data`` into the shared memory, the request, and copies of the result regions
+        ``results`` [(count, dtype)] (output, counts[, accumulators, refused image])."""
+        offs, off = [], _align(data.nbytes)
+        for count, dtype in results:
+            offs.append(off)
+            off += _align(count * np.dtype(dtype).itemsize)
+        need = max(mmap.PAGESIZE, off)
         with self._lock:
             if not self._alive():
                 self._start()
@@ -196,9 +226,10 @@ class DesignProcess:
                 self._map = mmap.mmap(self._mem.fileno(), size)
                 self._size = size
             buf = np.frombuffer(self._map, np.uint8)
-            buf[in_off:in_off + words.nbytes] = words.view(np.uint8).reshape(-1)
+            buf[:data.nbytes] = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+            extra = (offs[2], offs[3]) if mode == 1 else (0, 0)
             try:
-                _write(self._req, REQUEST.pack(self._size, images, in_off, out_off, counts_off, threads))
+                _write(self._req, REQUEST.pack(self._size, images, 0, offs[0], offs[1], threads, mode, *extra))
                 raw = _read(self._rep, REPLY.size)
             except BrokenPipeError:
                 raw = b""
@@ -208,10 +239,10 @@ class DesignProcess:
             if not raw:
                 raise DesignCrash(self._death())
             rc, seconds = REPLY.unpack(raw)
-            out = buf[out_off:out_off + out_count * 8].view(np.uint64).copy()
-            counts = buf[counts_off:counts_off + counts_count * 8].view(np.uint64).copy()
+            out = [buf[o:o + count * np.dtype(dtype).itemsize].view(dtype).copy()
+                   for o, (count, dtype) in zip(offs, results)]
             del buf
-        return int(rc), out, counts, float(seconds)
+        return int(rc), float(seconds), out
 
 
 def _align(n: int) -> int:

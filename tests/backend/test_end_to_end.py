@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _native import assert_native_host_exact
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from abcn_hw.backend import compile
@@ -144,6 +145,7 @@ def _random_layer(tmp_path, case):
     compile(path, tmp_path / "b", folding=fold)
     r = verify(path, tmp_path / "b", x[:64])
     _check(r, 64)
+    assert_native_host_exact(tmp_path / "b", x, seed=seed)
 
 
 @settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -189,6 +191,7 @@ def test_cnv_1w1a_bit_exact(tmp_path):
     path, x = bnn_pynq("cnv_1w1a", str(tmp_path / "cnv.onnx"))
     compile(path, tmp_path / "b")
     _check(verify(path, tmp_path / "b", x[:32]), 32)
+    assert_native_host_exact(tmp_path / "b", x, images=16)
 
 
 @pytest.mark.slow
@@ -200,6 +203,18 @@ def test_bnn_pynq_fc_1w1a_bit_exact(name, tmp_path):
     path, x = bnn_pynq(name, str(tmp_path / f"{name}.onnx"))
     compile(path, tmp_path / "b")
     _check(verify(path, tmp_path / "b", x[:300]), 300)
+    assert_native_host_exact(tmp_path / "b", x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tfc_1w2a", "tfc_2w2a"])
+def test_bnn_pynq_multibit_inputs_native_host(name, tmp_path):
+    """The 2-bit-activation BNN-PYNQ nets quantise their input with Mul/Sub/Div/Clip/Round/Cast."""
+    from _models import bnn_pynq
+
+    path, x = bnn_pynq(name, str(tmp_path / f"{name}.onnx"))
+    compile(path, tmp_path / "b")
+    assert_native_host_exact(tmp_path / "b", x)
 
 
 @pytest.mark.slow
@@ -211,6 +226,7 @@ def test_registry_models_bit_exact(name, m, n, tmp_path):
     path, x = zoo(name, m, n, str(tmp_path / f"{name}.onnx"))
     compile(path, tmp_path / "b")
     _check(verify(path, tmp_path / "b", x[:64]), 64)
+    assert_native_host_exact(tmp_path / "b", x, images=16 if name == "cnv" else 64)
 
 
 def _fast_equals_synthesis_view(build, x):
@@ -265,6 +281,7 @@ def test_non_factoring_coefficients_use_backend_glue(tmp_path, monkeypatch):
     assert all(layer.a is None for layer in res.network.matrix_layers)
     assert "abcn_backend::MultiBaseThresholdC" in "".join(p.read_text() for p in (tmp_path / "b" / "src").glob("*.hpp"))
     _check(verify(path, tmp_path / "b", x[:64]), 64)
+    assert_native_host_exact(tmp_path / "b", x)
 
 
 def test_factor_coefficients():
