@@ -62,7 +62,7 @@ def _profile(fn) -> dict:
         "total_s": total,
         "check_inputs_s": cum.get("csim.check_inputs", 0.0),
         "build_lookup_s": cum.get("csim.build", 0.0),
-        "child_process_s": cum.get("design_process._read", 0.0),
+        "child_process_s": cum.get("_design_child._read", 0.0),
         "of_which_simulation_loop_s": res.sim_seconds,
         "shared_memory_copies_s": own.get("design_process._exchange", 0.0),
         "onnx_pre_s": cum.get("host.run_pre", 0.0),
@@ -74,6 +74,35 @@ def _profile(fn) -> dict:
     top = sorted(own.items(), key=lambda kv: -kv[1])[:8]
     sections["top_own_time"] = [[k, round(v, 5)] for k, v in top]
     return sections
+
+
+def _host_steps(build_dir: Path, x: np.ndarray) -> dict:
+    """The host steps alone, one thread, in this process (no design, no child process), best of
+    REPEATS interleaved: native (the library's abcn_csim_host_pre + abcn_csim_host_post) vs ONNX
+    (host.run_pre + host.pack_input_words, host.unpack_output_chunks + host.run_post), on the
+    batch ``x`` and its output words."""
+    from _native import load, native_post, native_pre, onnx_post, onnx_pre
+
+    from abcn_hw.sim import build
+
+    io = json.loads((build_dir / "host" / "io.json").read_text())
+    pre = (build_dir / "host" / "pre.onnx").read_bytes()
+    post = (build_dir / "host" / "post.onnx").read_bytes()
+    lib = load(build(build_dir, library=True))
+    o = io["accel_output"]
+    words = np.zeros((len(x) * o["words"], (o["width"] + 63) // 64), np.uint64)
+    t = {"native_pre": [], "onnx_pre": [], "native_post": [], "onnx_post": []}
+    for _ in range(REPEATS):
+        for key, fn in (("native_pre", lambda: native_pre(lib, io, x)), ("onnx_pre", lambda: onnx_pre(pre, io, x)),
+                        ("native_post", lambda: native_post(lib, io, words, len(x))),
+                        ("onnx_post", lambda: onnx_post(post, io, words, len(x)))):
+            t0 = time.perf_counter()
+            fn()
+            t[key].append(time.perf_counter() - t0)
+    us = {k: round(1e6 * min(v) / len(x), 4) for k, v in t.items()}
+    us["onnx_over_native_pre"] = round(us["onnx_pre"] / us["native_pre"], 2)
+    us["onnx_over_native_post"] = round(us["onnx_post"] / us["native_post"], 2)
+    return us
 
 
 def bench_model(name: str, tmp: Path, images: int) -> dict:
@@ -106,6 +135,7 @@ def bench_model(name: str, tmp: Path, images: int) -> dict:
     run(sess, x[:BATCH], BATCH)
 
     times = {"ort": [], "native": [], "onnx": []}
+    outside = {"native": [], "onnx": []}  # wall time outside the simulation loop: the host steps + plumbing
     sims = {}
     for _ in range(REPEATS):  # interleaved: the machine's load hits all three alike
         t0 = time.perf_counter()
@@ -115,8 +145,10 @@ def bench_model(name: str, tmp: Path, images: int) -> dict:
             t0 = time.perf_counter()
             r = simulate(out, x, host=host)
             times[host].append(time.perf_counter() - t0)
+            outside[host].append(times[host][-1] - r.sim_seconds)
             sims[host] = r
     assert np.array_equal(sims["native"].output.view(np.uint32), sims["onnx"].output.view(np.uint32))
+    host_steps = _host_steps(out, x)
     best = {k: min(v) for k, v in times.items()}
     ips = {k: len(x) / v for k, v in best.items()}
     return {
@@ -128,6 +160,9 @@ def bench_model(name: str, tmp: Path, images: int) -> dict:
         "onnx_host_vs_ort_exported": round(ips["onnx"] / ips["ort"], 3),
         "native_vs_onnx_host": round(ips["native"] / ips["onnx"], 3),
         "runs_s": {k: [round(t, 4) for t in v] for k, v in times.items()},
+        "outside_loop_s": {k: [round(t, 4) for t in v] for k, v in outside.items()},
+        "best_outside_loop_us_per_image": {k: round(1e6 * min(v) / len(x), 3) for k, v in outside.items()},
+        "host_steps_only_us_per_image": host_steps,
         "profile_native": _profile(lambda: simulate(out, x, host="native")),
         "profile_onnx_host": _profile(lambda: simulate(out, x, host="onnx")),
         "cycles_match": sims["native"].cycles_match,
@@ -162,7 +197,11 @@ def main(argv=None) -> int:
            "note": "csim_native_host: abcn_hw.sim.simulate end to end with the host steps in the compiled "
                    "library (tb/csim_host.cpp); csim_onnx_host: the same call with host='onnx' (the host "
                    "graphs in onnxruntime and the packing in numpy, as before the native host code); "
-                   "ort_exported: onnxruntime on the exported model, batch 256, all cores. Best of "
+                   "ort_exported: onnxruntime on the exported model, batch 256, all cores; outside_loop_s: a "
+                   "simulate call's wall time minus its simulation loop's (sim_seconds), i.e. the host steps and "
+                   "the plumbing, the part this change is about; host_steps_only: quantisation + packing (pre) and "
+                   "unpacking + output affine (post) alone, one thread, in the benchmark process (native: the "
+                   "library's entry points; ONNX: onnxruntime sessions + numpy). Best of "
                    f"{REPEATS} interleaved runs each, one process. profile_*: one more call under cProfile "
                    "(child_process_s: the parent waiting for the design's process, which runs the native host "
                    "steps and the simulation loop; of_which_simulation_loop_s: the longest time a worker "

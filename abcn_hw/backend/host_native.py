@@ -107,7 +107,7 @@ def input_order(accel: dict) -> np.ndarray | None:
 class _Tensor:
     shape: tuple[int, ...]   # per image (no batch axis)
     ctype: str               # float, std::int32_t, std::int64_t, std::uint8_t
-    var: str                 # the C++ buffer holding it (tensors of layout ops share their input's)
+    planes: list[str]        # C++ locals of the loop body: plane p holds flat element p * S + i
 
     @property
     def size(self) -> int:
@@ -119,9 +119,12 @@ def _attrs(node) -> dict:
 
 
 class _Translator:
-    """One host graph -> statements over per-image buffers (members of the Scratch struct)."""
+    """One host graph -> the body of one loop over the S elements of its input (every supported
+    node is element-wise in the flat C-order index, so each tensor is P "planes" of S elements,
+    P = 1 except after FloatBaseQuant / FloatQuantBits, which make N values of each element; a
+    node's values are locals of the loop body, one statement per node and plane)."""
 
-    def __init__(self, model: bytes, what: str, prefix: str, input_var: str, input_ctype: str,
+    def __init__(self, model: bytes, what: str, prefix: str, input_expr: str, input_ctype: str,
                  input_shape: tuple[int, ...]):
         self.m = onnx.load_from_string(model)
         self.what = what
@@ -134,12 +137,13 @@ class _Translator:
         in_type = _DTYPES.get(ins[0].type.tensor_type.elem_type)
         if in_type != input_ctype:
             raise NativeHostUnsupported(f"{what}: input type {in_type} (expected {input_ctype})")
-        self.tensors = {ins[0].name: _Tensor(tuple(input_shape), input_ctype, input_var)}
-        self.output = g.output[0].name
-        self.members: list[tuple[str, str, int]] = []  # (ctype, name, size) of the Scratch buffers
+        self.S = int(np.prod(input_shape, dtype=np.int64))
+        self.body: list[str] = []
         self.globals: list[tuple[str, str, np.ndarray]] = []  # (ctype, name, values) constant arrays
-        self.body = Cpp()
+        self.range_checked = False  # a float -> integer Cast (its range flag is in the loop)
         self._n = 0
+        self.tensors = {ins[0].name: _Tensor(tuple(input_shape), input_ctype, [self._local(input_ctype, input_expr)])}
+        self.output = g.output[0].name
         for node in g.node:
             self._node(node)
         if self.output not in self.tensors:
@@ -149,16 +153,16 @@ class _Translator:
     def _fail(self, node, why: str):
         raise NativeHostUnsupported(f"{self.what}: {node.op_type} node {node.name!r}: {why}")
 
-    def _buffer(self, ctype: str, size: int) -> str:
-        self._n += 1
+    def _local(self, ctype: str, expr: str) -> str:
         name = f"{self.prefix}{self._n}"
-        self.members.append((ctype, name, size))
-        return "s." + name
+        self._n += 1
+        self.body.append(f"const {ctype} {name} = {expr};")
+        return name
 
-    def _const_array(self, ctype: str, values: np.ndarray) -> str:
+    def _const_array(self, values: np.ndarray) -> str:
         self._n += 1
         name = f"K_{self.prefix}{self._n}"
-        self.globals.append((ctype, name, values.reshape(-1)))
+        self.globals.append(("float", name, values.reshape(-1)))
         return name
 
     def _in(self, node, i: int) -> _Tensor:
@@ -174,49 +178,59 @@ class _Translator:
     def _out(self, node, t: _Tensor) -> None:
         self.tensors[node.output[0]] = t
 
-    def _loop(self, size: int, stmt: str) -> None:
-        self.body.line(f"for (unsigned i = 0; i < {size}u; i++) {stmt}")
+    def _float_in(self, node) -> _Tensor:
+        x = self._in(node, 0)
+        if x.ctype != "float":
+            self._fail(node, f"{x.ctype} input (float32 arithmetic only)")
+        return x
 
-    def _operand(self, node, i: int, out_shape: tuple[int, ...]) -> str:
-        """C++ expression of input ``i`` at element ``i`` of a per-image tensor of ``out_shape``:
-        a tensor of that shape, or a float32 constant broadcast to it (scalar, contiguous block of
-        axes, or expanded)."""
+    def _flat(self, p: int) -> str:
+        return "i" if p == 0 else f"({p * self.S}u + i)"
+
+    def _operand(self, node, i: int, shape: tuple[int, ...], planes: int) -> list[str]:
+        """Per plane, the C++ expression of input ``i`` of an element-wise node on a tensor of
+        ``shape``: a tensor of that shape, or a float32 constant broadcast to it (scalar,
+        contiguous block of axes, or expanded)."""
         name = node.input[i]
         if name in self.tensors:
             t = self.tensors[name]
-            if t.shape != out_shape:
-                self._fail(node, f"operand shapes {t.shape} and {out_shape} differ (only constants broadcast)")
+            if t.shape != shape:
+                self._fail(node, f"operand shapes {t.shape} and {shape} differ (only constants broadcast)")
             if t.ctype != "float":
                 self._fail(node, f"{t.ctype} operand (float32 arithmetic only)")
-            return f"{t.var}[i]"
+            return list(t.planes)
         c = self.consts.get(name)
         if c is None:
             self._fail(node, f"input {i} is neither computed from the graph input nor a constant")
         if c.dtype != np.float32:
             self._fail(node, f"{c.dtype} constant (float32 arithmetic only)")
-        full = (1,) + out_shape
+        full = (1,) + shape
         try:
             if np.broadcast_shapes(c.shape, full) != full:
                 raise ValueError
         except ValueError:
-            self._fail(node, f"constant of shape {c.shape} does not broadcast to (batch, {out_shape})")
+            self._fail(node, f"constant of shape {c.shape} does not broadcast to (batch, {shape})")
         if c.size == 1:
-            return float_lit(c.reshape(-1)[0])
-        cs = (1,) * (len(full) - c.ndim) + c.shape
-        cs = cs[1:]  # its batch axis is 1 (checked by the broadcast above)
+            return [float_lit(c.reshape(-1)[0])] * planes
+        cs = ((1,) * (len(full) - c.ndim) + c.shape)[1:]  # its batch axis is 1 (checked by the broadcast)
         axes = [a for a, d in enumerate(cs) if d != 1]
-        if axes == list(range(axes[0], axes[-1] + 1)):  # one contiguous block of axes: (i / inner) % count
-            inner = int(np.prod(out_shape[axes[-1] + 1:], dtype=np.int64))
+        size = int(np.prod(shape, dtype=np.int64))
+        if axes == list(range(axes[0], axes[-1] + 1)):  # one contiguous block of axes: (f / inner) % count
+            inner = int(np.prod(shape[axes[-1] + 1:], dtype=np.int64))
             count = int(np.prod([cs[a] for a in axes], dtype=np.int64))
-            arr = self._const_array("float", np.ascontiguousarray(c, np.float32))
-            idx = "i" if inner == 1 else f"i / {inner}u"
-            if count != int(np.prod(out_shape, dtype=np.int64)) // inner:
-                idx = f"({idx}) % {count}u"
-            return f"{arr}[{idx}]"
+            arr = self._const_array(np.ascontiguousarray(c, np.float32))
+            out = []
+            for p in range(planes):
+                idx = self._flat(p) if inner == 1 else f"{self._flat(p)} / {inner}u"
+                if count != size // inner:
+                    idx = f"({idx}) % {count}u"
+                out.append(f"{arr}[{idx}]")
+            return out
         full_c = np.broadcast_to(c.reshape((1,) + cs), full).reshape(-1)
         if full_c.size > MAX_EXPANDED:
             self._fail(node, f"constant of shape {c.shape} broadcast over non-adjacent axes of a large tensor")
-        return f"{self._const_array('float', np.ascontiguousarray(full_c, np.float32))}[i]"
+        arr = self._const_array(np.ascontiguousarray(full_c, np.float32))
+        return [f"{arr}[{self._flat(p)}]" for p in range(planes)]
 
     # -- nodes --------------------------------------------------------------------------------------
     def _node(self, node) -> None:
@@ -247,10 +261,7 @@ class _Translator:
                 s = [int(v) for v in s.reshape(-1)]
                 if not a.get("allowzero", 0):
                     s = [full[i] if v == 0 and i < len(full) else v for i, v in enumerate(s)]
-                try:
-                    return np.empty(full, np.uint8).reshape(s).shape
-                except ValueError:
-                    self._fail(node, f"cannot reshape {full} to {s}")
+                return np.empty(full, np.uint8).reshape(s).shape
             if op == "Flatten":
                 ax = a.get("axis", 1)
                 ax = ax + len(full) if ax < 0 else ax
@@ -275,26 +286,21 @@ class _Translator:
             self._fail(node, f"shape: {e}")
         if s2[0] != 2 or s3[0] != 3 or s2[1:] != s3[1:]:
             self._fail(node, "changes the batch axis")
-        self._out(node, _Tensor(tuple(s2[1:]), x.ctype, x.var))
+        self._out(node, _Tensor(tuple(s2[1:]), x.ctype, x.planes))
 
     def _op_unary(self, node) -> None:
-        x = self._in(node, 0)
-        if x.ctype != "float":
-            self._fail(node, f"{x.ctype} input (float32 only)")
-        y = self._buffer("float", x.size)
-        expr = UNARY_OPS[node.op_type].format(f"{x.var}[i]")
-        self._loop(x.size, f"{y}[i] = {expr};")
-        self._out(node, _Tensor(x.shape, "float", y))
+        x = self._float_in(node)
+        fmt = UNARY_OPS[node.op_type]
+        self._out(node, _Tensor(x.shape, "float", [self._local("float", fmt.format(v)) for v in x.planes]))
 
     def _op_binary(self, node) -> None:
         tensors = [self.tensors[n] for n in node.input[:2] if n in self.tensors]
         if len(node.input) != 2 or not tensors:
             self._fail(node, "needs one operand computed from the graph input")
-        shape = tensors[0].shape
-        a, b = self._operand(node, 0, shape), self._operand(node, 1, shape)
-        y = self._buffer("float", tensors[0].size)
-        self._loop(tensors[0].size, f"{y}[i] = {a} {BINARY_OPS[node.op_type]} {b};")
-        self._out(node, _Tensor(shape, "float", y))
+        shape, planes = tensors[0].shape, len(tensors[0].planes)
+        a, b = self._operand(node, 0, shape, planes), self._operand(node, 1, shape, planes)
+        op = BINARY_OPS[node.op_type]
+        self._out(node, _Tensor(shape, "float", [self._local("float", f"{u} {op} {v}") for u, v in zip(a, b)]))
 
     def _bound(self, node, i: int, attr: str):
         a = _attrs(node)
@@ -306,19 +312,15 @@ class _Translator:
         return a.get(attr)
 
     def _op_Clip(self, node) -> None:
-        x = self._in(node, 0)
-        if x.ctype != "float":
-            self._fail(node, f"{x.ctype} input (float32 only)")
+        x = self._float_in(node)
         lo, hi = self._bound(node, 1, "min"), self._bound(node, 2, "max")
-        y = self._buffer("float", x.size)
-        expr = f"{x.var}[i]"
-        # onnxruntime: max(x, lo) then min(., hi), keeping x where it equals a bound
-        if lo is not None:
-            expr = f"abcn_host::clip_lo({expr}, {float_lit(lo)})"
-        if hi is not None:
-            expr = f"abcn_host::clip_hi({expr}, {float_lit(hi)})"
-        self._loop(x.size, f"{y}[i] = {expr};")
-        self._out(node, _Tensor(x.shape, "float", y))
+        planes = []
+        for v in x.planes:
+            # onnxruntime: max(x, lo) then min(., hi), keeping x where it equals a bound
+            expr = v if lo is None else f"abcn_host::clip_lo({v}, {float_lit(lo)})"
+            expr = expr if hi is None else f"abcn_host::clip_hi({expr}, {float_lit(hi)})"
+            planes.append(self._local("float", expr))
+        self._out(node, _Tensor(x.shape, "float", planes))
 
     def _op_Cast(self, node) -> None:
         x = self._in(node, 0)
@@ -328,53 +330,73 @@ class _Translator:
         if to == x.ctype:
             self._out(node, x)
             return
-        y = self._buffer(to, x.size)
-        if x.ctype == "float":
-            lo, hi = _INT_RANGE[to]
-            # float32 bounds inside the integer range: lo exactly, hi the largest float32 below 2^bits
-            hi_f = float(np.nextafter(np.float32(hi + 1), np.float32(0))) if to != "std::uint8_t" else float(hi)
-            self._loop(x.size, f"{{ if (!({x.var}[i] >= {float_lit(lo)} && {x.var}[i] <= {float_lit(hi_f)})) "
-                               f"return abcn_host::ERR_RANGE; {y}[i] = ({to}){x.var}[i]; }}")
-        else:  # integer -> float (round to nearest even) or integer -> integer (two's complement wrap)
-            self._loop(x.size, f"{y}[i] = ({to}){x.var}[i];")
-        self._out(node, _Tensor(x.shape, to, y))
+        planes = []
+        for v in x.planes:
+            if x.ctype == "float":
+                # values outside the integer type are refused (range flag; 0 is converted instead)
+                lo, hi = _INT_RANGE[to]
+                hi_f = float(np.nextafter(np.float32(hi + 1), np.float32(0))) if to != "std::uint8_t" else float(hi)
+                ok = self._local("bool", f"{v} >= {float_lit(lo)} && {v} <= {float_lit(hi_f)}")
+                self.body.append(f"range_bad |= !{ok};")
+                self.range_checked = True
+                planes.append(self._local(to, f"({to})({ok} ? {v} : 0.0f)"))
+            else:  # integer -> float (round to nearest even), integer -> integer (two's complement wrap)
+                planes.append(self._local(to, f"({to}){v}"))
+        self._out(node, _Tensor(x.shape, to, planes))
 
     def _op_FloatBaseQuant(self, node) -> None:
         """bit n of element e = (x[e] + c_n >= 0), output (N, *shape)."""
-        x = self._in(node, 0)
-        if x.ctype != "float":
-            self._fail(node, f"{x.ctype} input")
+        x = self._float_in(node)
         shifts = [np.float32(v) for v in _attrs(node).get("shifts", [])]
         if not shifts:
             self._fail(node, "no shifts")
-        y = self._buffer("std::uint8_t", x.size * len(shifts))
-        for n, c in enumerate(shifts):
-            off = f" + {n * x.size}u" if n else ""
-            self._loop(x.size, f"{{ const float v = {x.var}[i] + {float_lit(c)}; {y}[i{off}] = v >= 0.0f; }}")
-        self._out(node, _Tensor((len(shifts),) + x.shape, "std::uint8_t", y))
+        planes = []
+        for c in shifts:
+            for v in x.planes:
+                s = self._local("float", f"{v} + {float_lit(c)}")
+                planes.append(self._local("std::uint8_t", f"{s} >= 0.0f"))
+        self._out(node, _Tensor((len(shifts),) + x.shape, "std::uint8_t", planes))
 
     def _op_FloatQuantBits(self, node) -> None:
         """qonnx Quant's code q = round(clip(x / scale + zp, lo, hi)), thermometer bits q >= lo + j."""
         from ..compiler.ops.float_quant_bits import quant_range
 
-        x = self._in(node, 0)
-        if x.ctype != "float":
-            self._fail(node, f"{x.ctype} input")
+        x = self._float_in(node)
         a = _attrs(node)
         lo, hi = quant_range(int(a.get("bitwidth", 2)), bool(a.get("signed", 1)), bool(a.get("narrow", 0)))
         levels = hi - lo
         if levels < 1 or levels > 255:
             self._fail(node, f"{levels} levels")
         scale, zp = a.get("scale", 1.0), a.get("zero_point", 0.0)
-        q = self._buffer("float", x.size)
-        self._loop(x.size, f"{{ float v = {x.var}[i] / {float_lit(scale)}; v = v + {float_lit(zp)}; "
-                           f"v = v > {float_lit(hi)} ? {float_lit(hi)} : v; v = v < {float_lit(lo)} ? {float_lit(lo)} : v; "
-                           f"{q}[i] = std::nearbyint(v); }}")
-        y = self._buffer("std::uint8_t", x.size * levels)
-        for j in range(1, levels + 1):
-            off = f" + {(j - 1) * x.size}u" if j > 1 else ""
-            self._loop(x.size, f"{y}[i{off}] = {q}[i] >= {float_lit(lo + j)};")
-        self._out(node, _Tensor((levels,) + x.shape, "std::uint8_t", y))
+        qs = []
+        for v in x.planes:
+            y = self._local("float", f"{v} / {float_lit(scale)}")
+            y = self._local("float", f"{y} + {float_lit(zp)}")
+            y = self._local("float", f"{y} > {float_lit(hi)} ? {float_lit(hi)} : {y}")  # Where(Greater(y, hi), hi, y)
+            y = self._local("float", f"{y} < {float_lit(lo)} ? {float_lit(lo)} : {y}")  # Where(Less(y, lo), lo, y)
+            qs.append(self._local("float", f"std::nearbyint({y})"))
+        planes = [self._local("std::uint8_t", f"{q} >= {float_lit(lo + j)}") for j in range(1, levels + 1) for q in qs]
+        self._out(node, _Tensor((levels,) + x.shape, "std::uint8_t", planes))
+
+    def emit(self, c: Cpp, store: str, check_finite: str | None = None) -> None:
+        """The loop: the body, then ``store`` (format with {p} = flat index, {v} = value) for every
+        plane of the output; refuse non-finite inputs (the local named ``check_finite``) and values
+        outside a cast's integer type after the loop."""
+        out = self.tensors[self.output]
+        flags = (["nonfinite"] if check_finite else []) + (["range_bad"] if self.range_checked else [])
+        if flags:
+            c.line(f"unsigned {' = 0, '.join(flags)} = 0;")
+        with c.block(f"for (unsigned i = 0; i < {self.S}u; i++)"):
+            for ln in self.body:
+                c.line(ln)
+                if check_finite and ln.startswith(f"const float {check_finite} ="):
+                    c.line(f"nonfinite |= !(std::fabs({check_finite}) <= FLT_MAX);  // NaN compares false")
+            for p, v in enumerate(out.planes):
+                c.line(store.format(p=self._flat(p), v=v) + ";")
+        if check_finite:
+            c.line("if (nonfinite) return abcn_host::ERR_NONFINITE;")
+        if self.range_checked:
+            c.line("if (range_bad) return abcn_host::ERR_RANGE;")
 
 
 # -- the generated file ---------------------------------------------------------------------------
@@ -397,9 +419,9 @@ def host_source(pre: bytes, post: bytes, io: dict, note: str = "") -> str:
     in_shape = tuple(io["input_shape"])
     acc_ctype = "std::int64_t" if o.get("dtype", "int32") == "int64" else "std::int32_t"
     acc_size = o["mh"] * o["vectors"]
-    pre_t = _Translator(pre, "host/pre.onnx", "p", "x", "float", in_shape)
+    pre_t = _Translator(pre, "host/pre.onnx", "p", "x[i]", "float", in_shape)
     acc_shape = (o["mh"],) if o["vectors"] == 1 else (o["mh"], o["vectors"])  # as host.unpack_output_chunks
-    post_t = _Translator(post, "host/post.onnx", "q", "s.acc", acc_ctype, acc_shape)
+    post_t = _Translator(post, "host/post.onnx", "q", f"({acc_ctype})acc[i]", acc_ctype, acc_shape)
     accel = pre_t.tensors[pre_t.output]
     want = ("std::int32_t" if a["kind"] == "int" else "std::uint8_t", tuple(a["shape"]))
     if (accel.ctype, accel.shape) != want:
@@ -410,14 +432,14 @@ def host_source(pre: bytes, post: bytes, io: dict, note: str = "") -> str:
                                     f"{tuple(io['output_shape'])} expected)")
     order = input_order(a)
     in_ch, out_ch = (a["width"] + 63) // 64, (o["width"] + 63) // 64
-    in_size = int(np.prod(in_shape, dtype=np.int64))
+    in_size = pre_t.S
 
     c = Cpp()
     c.comment("Generated by abcn-hw compile. Do not edit: regenerate from the model instead.")
     c.comment("Host steps of the C simulation in C++ (abcn_hw/backend/host_native.py): host/pre.onnx and")
-    c.comment("host/post.onnx node by node from the same constants, in float32 (one IEEE operation per node,")
-    c.comment("built with -ffp-contract=off), and the stream packing of host/io.json. The ONNX graphs stay")
-    c.comment("the reference; the library entry points below run a whole batch with the design.")
+    c.comment("host/post.onnx node by node from the same constants, each as one loop over the elements of")
+    c.comment("its input with one float32 statement per node (one IEEE rounding each; -ffp-contract=off),")
+    c.comment("and the stream packing of host/io.json. The ONNX graphs stay the reference.")
     if note:
         c.comment(note)
     c.raw('#include "abcn_host.hpp"')
@@ -425,10 +447,9 @@ def host_source(pre: bytes, post: bytes, io: dict, note: str = "") -> str:
     with c.block("namespace", "}  // namespace"):
         for t in (pre_t, post_t):
             for ctype, name, vals in t.globals:
-                lits = [float_lit(v) for v in vals] if ctype == "float" else [int_lit(v) for v in vals]
-                c.line(f"const {ctype} {name}[{len(lits)}] = {{")
+                c.line(f"const {ctype} {name}[{len(vals)}] = {{")
                 c._ind += 1
-                c.values(lits, 8)
+                c.values([float_lit(v) for v in vals], 8)
                 c._ind -= 1
                 c.line("};")
         if order is not None:
@@ -444,30 +465,24 @@ def host_source(pre: bytes, post: bytes, io: dict, note: str = "") -> str:
             c.line(f"static const unsigned IN_WORDS = {a['words']}u, IN_CH = {in_ch}u, OUT_WORDS = {o['words']}u, "
                    f"OUT_CH = {out_ch}u, STAGES = {len(io['stages'])}u;")
             with c.block("struct Scratch", "};"):
-                c.line(f"{acc_ctype} acc[{acc_size}];")
-                for t in (pre_t, post_t):
-                    for ctype, name, size in t.members:
-                        c.line(f"{ctype} {name}[{size}];")
-            c.comment("one image: float input -> packed input words (zeroed by the caller); 0 or an error code")
+                c.line(f"{accel.ctype} accel[{accel.size}];  // the accelerator input tensor of one image")
+            c.comment("one image: float input -> packed input words; 0 or an error code")
             with c.block("static int pre(const float *x, std::uint64_t *words, Scratch &s)"):
-                c.line(f"if (!abcn_host::all_finite<{in_size}u>(x)) return abcn_host::ERR_NONFINITE;")
-                c.lines += ["    " * c._ind + ln for ln in pre_t.body.lines]
+                pre_t.emit(c, "s.accel[{p}] = {v}", check_finite="p0")
                 ordr = "IN_ORDER" if order is not None else "nullptr"
+                ident = "true" if order is None else "false"
                 if a["kind"] == "int":
                     c.line(f"return abcn_host::pack_int<{a['words']}u, {a['simd']}u, {a['in_bits']}u, {in_ch}u, "
-                           f"{'true' if order is None else 'false'}>({accel.var}, {ordr}, words, "
-                           f"{int_lit(a['lo'])}, {int_lit(a['hi'])});")
+                           f"{ident}>(s.accel, {ordr}, words, {int_lit(a['lo'])}, {int_lit(a['hi'])});")
                 else:
-                    c.line(f"abcn_host::pack_bits<{a['words']}u, {a['width']}u, {in_ch}u, "
-                           f"{'true' if order is None else 'false'}>({accel.var}, {ordr}, words);")
+                    c.line(f"abcn_host::pack_bits<{a['words']}u, {a['width']}u, {in_ch}u, {ident}>(s.accel, {ordr}, "
+                           "words);")
                     c.line("return 0;")
             c.comment("one image: output words -> accumulators (int64, channel-major) and the float32 model output")
-            with c.block("static int post(const std::uint64_t *words, float *y, std::int64_t *acc, Scratch &s)"):
+            with c.block("static int post(const std::uint64_t *words, float *y, std::int64_t *acc, Scratch &)"):
                 c.line(f"abcn_host::unpack_acc<{o['vectors']}u, {o['mh'] // o['pe']}u, {o['pe']}u, {o['acc_w']}u, "
                        f"{out_ch}u>(words, acc);")
-                c.line(f"for (unsigned i = 0; i < {acc_size}u; i++) s.acc[i] = ({acc_ctype})acc[i];")
-                c.lines += ["    " * c._ind + ln for ln in post_t.body.lines]
-                c.line(f"for (unsigned i = 0; i < {out.size}u; i++) y[i] = {out.var}[i];")
+                post_t.emit(c, "y[{p}] = {v}")
                 c.line("return 0;")
     c.line()
     c.line("ABCN_HOST_ENTRY_POINTS(Design)")

@@ -272,8 +272,7 @@ def _run_native(b: Path, io: dict, lib_path: Path, x: np.ndarray, threads: int):
         if (in_floats, out_floats, acc_floats) != (x[0].size, out_size, acc_size):
             raise CsimError("the compiled simulation does not match host/io.json", str(b),
                             "recompile the project (abcn-hw compile ... --force)")
-        rc, out, acc, counts, bad, seconds = proc.run_host(x, images, images * out_size, images * acc_size,
-                                                           1 + 2 * stages, threads)
+        rc, out, acc, counts, bad, seconds = proc.run_host(x, out_size, acc_size, 1 + 2 * stages, threads)
     except DesignLoadError as e:
         raise CsimError(f"cannot load the compiled C simulation ({e.reason})", str(lib_path),
                         "delete the build dir's .csim folder and run again") from None

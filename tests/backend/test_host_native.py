@@ -233,3 +233,22 @@ def test_float_literals_round_trip():
     assert host_native.float_lit(np.float32(-0.0)) == "-0.0f"
     with pytest.raises(host_native.NativeHostUnsupported):
         host_native.float_lit(np.float32(np.inf))
+
+
+def test_native_host_in_blocks(tfc, monkeypatch):
+    """The batch goes to the design in blocks through two input regions (design_process.run_host):
+    any block size gives the same outputs and per-image counts, and a refused image is named by its
+    index in the whole batch."""
+    from abcn_hw.sim import design_process
+
+    _, x, build = tfc
+    ref = simulate(build, x[:50], host="onnx")
+    for images_per_block in (1, 7, 50):
+        monkeypatch.setattr(design_process, "HOST_BLOCK_BYTES", images_per_block * 784 * 4)
+        r = simulate(build, x[:50], host="native", threads=2)
+        assert np.array_equal(bits(r.output), bits(ref.output)) and np.array_equal(r.accumulators, ref.accumulators)
+        assert [c["counted"] for c in r.counts] == [c["counted"] for c in ref.counts] and r.cycles_match
+        xs = np.array(x[:50])
+        xs[23, 0, 5, 5] = np.inf
+        with pytest.raises(DataError, match=r"\(image 23\)"):
+            simulate(build, xs, host="native")
