@@ -621,7 +621,7 @@ def _simulate(build_dir: PathLike, x: np.ndarray, threads: int | None, variant: 
                                "match": all(c["match"] for c in per)})
     raw = RawCsim(np.concatenate([p.output for p in parts]), np.concatenate([p.accumulators for p in parts]),
                   counts, {}, {}, sum(p.seconds for p in parts), sum(p.sim_seconds for p in parts),
-                  max(p.threads for p in parts))
+                  max(p.threads for p in parts), host=parts[0].host)
     return raw, build_seconds
 
 
