@@ -18,8 +18,8 @@ Exactness by construction, not by luck:
   -0.0), Cast from float to an integer refuses values outside the integer type (onnxruntime's
   result is undefined there; the packing would refuse it anyway), int -> float casts round to
   nearest even as onnxruntime's static_cast does;
-* NaN and infinite inputs are refused before any node runs (as :func:`abcn_hw.sim.csim.check_inputs`
-  does for the ONNX path).
+* NaN and infinite inputs are refused (checked in the same pass, the image's values discarded), as
+  :func:`abcn_hw.sim.csim.check_inputs` does for the ONNX path.
 
 Anything outside the supported node set (:data:`SUPPORTED`) makes :func:`host_source` raise
 :class:`NativeHostUnsupported` with the reason; the project then has no ``tb/csim_host.cpp`` and
@@ -37,10 +37,8 @@ from onnx import helper, numpy_helper
 
 from .cpp import Cpp, int_lit
 
-#: ABI version of the entry points (abcn_csim_host_info(0))
+#: ABI version of the entry points (abcn_csim_host_info(0); abcn_host::ABI_VERSION in abcn_host.hpp)
 ABI_VERSION = 1
-#: images per block a worker thread quantises, simulates and post-processes at once
-BLOCK_IMAGES = 256
 #: constants larger than this (elements) that broadcast over non-adjacent axes are not expanded
 MAX_EXPANDED = 1 << 16
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AbcnError, DataError, UsageError
+from ..backend import host_native
 from . import host as host_mod
 from .design_process import DesignCrash, DesignLoadError, DesignProcess, NoEntryPoints, signal_name
 
@@ -90,7 +91,7 @@ def source_hash(build_dir: Path, flags: list[str], ap: str) -> str:
 #: the generated host steps of the library (abcn_hw/backend/host_native.py)
 NATIVE_HOST_SOURCE = "tb/csim_host.cpp"
 #: ABI of its entry points this module speaks (abcn_csim_host_info(0))
-NATIVE_HOST_ABI = 1
+NATIVE_HOST_ABI = host_native.ABI_VERSION
 #: where simulate() runs the host steps: "auto" (native when the build dir has them), "native", "onnx"
 HOSTS = ("auto", "native", "onnx")
 
