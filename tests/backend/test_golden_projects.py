@@ -15,7 +15,11 @@ Changed deliberately by the FIFO sizing (passes/fifo_sizing.py): src/top.cpp (th
 of the streams the token simulation sizes above 2), folding.json (the "fifos" list), report.json
 (FIFOs in the estimates) and README.md (the table's FIFO line); every other file is unchanged. The
 Makefile is hashed with its ``AP_TYPES ?=`` default (where hls4ml is installed) replaced by a
-placeholder: that path differs between virtual environments."""
+placeholder: that path differs between virtual environments.
+
+Changed deliberately by the native host steps (backend/host_native.py): tb/csim_host.cpp and
+include/abcn_host.hpp are new, host/io.json gains "host_native", README.md one paragraph; every
+other file is unchanged."""
 from __future__ import annotations
 
 import hashlib
