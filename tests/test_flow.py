@@ -123,7 +123,7 @@ def test_flow_resnet8_ends_in_verify_pass(tmp_path):
     to integer joins, compiled to the dataflow graph (forks, joins, thresholds, sum pool), simulated
     and verified bit-exact."""
     out = tmp_path / "r8"
-    rc = main(["flow", "--model", "resnet8", "--dataset", "mnist", "--weight-bases", "1", "--act-bases", "1",
+    rc = main(["flow", "--model", "resnet8", "--weight-bases", "1", "--act-bases", "1",
                "--epochs", "1", "--images", "64", "--no-reference", "--no-stock", "--quiet", "--out", str(out)])
     assert rc == 0
     rep = json.loads((out / "report.json").read_text())

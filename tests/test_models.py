@@ -36,7 +36,7 @@ EXPECTED_WEIGHTS = {
     "lfc": [(1024, 784), (1024, 1024), (1024, 1024), (10, 1024)],
     "cnv": [(64, 3, 3, 3), (64, 64, 3, 3), (128, 64, 3, 3), (128, 128, 3, 3), (256, 128, 3, 3),
             (256, 256, 3, 3), (512, 256), (512, 512), (10, 512)],
-    "resnet8": [(16, 3, 3, 3),
+    "resnet8": [(16, 1, 3, 3),
                 (16, 16, 3, 3), (16, 16, 3, 3),
                 (32, 16, 3, 3), (32, 32, 3, 3), (32, 16, 1, 1),
                 (64, 32, 3, 3), (64, 64, 3, 3), (64, 32, 1, 1),
@@ -172,7 +172,8 @@ def test_num_classes_and_other_input_shapes():
     r = build_model("resnet8", 1, 2, input_shape=(1, 28, 28)).eval()
     assert r.classifier[0].input_quant.prescale == 7 * 7  # the global sum pool's 1/(H*W)
     assert r(torch.rand(2, 1, 28, 28)).shape == (2, 10)
-    assert build_model("resnet8", 1, 1).classifier[0].input_quant.prescale == 8 * 8
+    assert build_model("resnet8", 1, 1).classifier[0].input_quant.prescale == 7 * 7  # default 1x28x28
+    assert build_model("resnet8", 1, 1, input_shape=(3, 32, 32)).classifier[0].input_quant.prescale == 8 * 8
     assert build_model("lenet", 1, 1, input_shape=(3, 32, 32)).eval()(torch.rand(2, 3, 32, 32)).shape == (2, 10)
     assert build_model("tfc", 1, 1, input_shape=[3, 32, 32]).classifier[0].in_features == 3072
     assert build_model("cnv", 1, 1, input_shape=(1, 32, 32)).eval()(torch.rand(2, 1, 32, 32)).shape == (2, 10)

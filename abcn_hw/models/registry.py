@@ -41,7 +41,8 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("cnv", "BNN-PYNQ CNV: 6 unpadded conv3x3 (64,64/128,128/256,256), FC 512, 512, 10",
               (3, 32, 32), "cifar10", CNV),
     ModelSpec("resnet8", "small ResNet: padded conv3x3 stem + 3 basic blocks (16, 32, 64), sum-pool, FC 10; "
-              "exact integer residual joins", (3, 32, 32), "cifar10", ResNet),
+              "exact integer residual joins; default on the bundled MNIST subset (CIFAR-10: --dataset cifar10)",
+              (1, 28, 28), "mnist", ResNet),
     ModelSpec("resnet18", "ABC-Net paper's ResNet-18: conv7x7/2 stem, max-pool, 4 stages of 2 basic blocks "
               "(64-512), sum-pool, FC; any input size (default 224x224)", (3, 224, 224), "cifar10", ResNet),
 )}
