@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 
+import numpy as np
+
 _COMMENT_OK = re.compile(r"[A-Za-z0-9 _.,:;=()\[\]+\-*/<>|&%#'!?{}~^]*")
 _IDENT_OK = re.compile(r"[A-Za-z_][A-Za-z0-9_:]*")
 
@@ -97,8 +99,6 @@ class Cpp:
 
 def nested_init(c: Cpp, arr, leaf, per_line: int = 8, trailing: str = "") -> None:
     """Brace initialiser of a nested list/array: ``leaf(x)`` prints one element."""
-    import numpy as np
-
     a = np.asarray(arr, dtype=object)
     if a.ndim == 1:
         items = [leaf(x) for x in a]
@@ -117,3 +117,43 @@ def nested_init(c: Cpp, arr, leaf, per_line: int = 8, trailing: str = "") -> Non
         nested_init(c, a[i], leaf, per_line, "," if i + 1 < a.shape[0] else "")
     c._ind -= 1
     c.line("}" + trailing)
+
+
+def const_params(c: Cpp, name: str, typ: str, fields: list[tuple[str, np.ndarray, int]]) -> None:
+    """``static const typ name``: a kernel's parameter struct (ap_int array members), ``fields`` =
+    [(member, values in the member's array shape, values per line)] in member order.
+
+    Synthesis (and the synthesis view, ABCN_AP_ROMS): one aggregate initialiser, the ROM contents
+    Vitis HLS sees. C simulation: the same values as constant-initialised integer arrays copied into
+    the members by one loop each -- an aggregate initialiser of ap_int members is a dynamic
+    initialiser with a constructor call per element, which g++ spends most of a large design's
+    build optimising."""
+    c.raw("#if defined(__SYNTHESIS__) || defined(ABCN_AP_ROMS)")
+    c.line(f"static const {typ} {name} = {{")
+    c._ind += 1
+    for i, (_, values, per_line) in enumerate(fields):
+        nested_init(c, values, int_lit, per_line=per_line, trailing="," if i + 1 < len(fields) else "")
+    c._ind -= 1
+    c.line("};")
+    c.raw("#else")
+    for member, values, per_line in fields:
+        flat = np.asarray(values).reshape(-1)
+        c.line(f"static const long long {name}_{member}_init[{max(flat.size, 1)}] = {{")
+        c._ind += 1
+        c.values([int_lit(v) for v in flat], max(per_line, 16))
+        c._ind -= 1
+        c.line("};")
+    with c.block(f"static {typ} {name}_make()"):
+        c.line(f"{typ} p;")
+        for member, values, _ in fields:
+            shape = np.asarray(values).shape
+            loops = " ".join(f"for (unsigned i{d} = 0; i{d} < {n}u; i{d}++)" for d, n in enumerate(shape))
+            flat = "i0"
+            for d in range(1, len(shape)):
+                flat = f"({flat}) * {shape[d]}u + i{d}"
+            index = "".join(f"[i{d}]" for d in range(len(shape)))
+            c.line(f"{loops} p.{member}{index} = {name}_{member}_init[{flat}];")
+        c.line("return p;")
+    c.line(f"static const {typ} {name} = {name}_make();")
+    c.raw("#endif")
+    c.line()

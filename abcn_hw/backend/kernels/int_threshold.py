@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from ..cpp import Cpp, int_lit, nested_init, targs
+from ..cpp import Cpp, const_params, targs
 from .base import StreamFormat
 from .int_stream import IntStreamKernel, signed_bits
 from .mvu import fold_channels
@@ -51,13 +51,8 @@ class IntThreshold(IntStreamKernel):
         def body(c: Cpp) -> None:
             c.line(f"typedef abcn::IntThresholdParams{targs(lay.c, self.pe, lay.nout, self.thr_w)} {lid}_thr_t;")
             c.comment("thr[pe][nf][j], pos[pe][nf] (1: x >= thr, 0: x <= thr) for channel nf*PE + pe")
-            c.line(f"static const {lid}_thr_t {lid}_thr = {{")
-            c._ind += 1
-            nested_init(c, fold_channels(lay.thr.T, self.pe), int_lit, per_line=8, trailing=",")
-            nested_init(c, fold_channels(lay.pos, self.pe), int_lit, per_line=32)
-            c._ind -= 1
-            c.line("};")
-            c.line()
+            const_params(c, f"{lid}_thr", f"{lid}_thr_t", [("thr", fold_channels(lay.thr.T, self.pe), 8),
+                                                             ("pos", fold_channels(lay.pos, self.pe), 32)])
 
         return {f"src/params_{lid}.hpp": self.params_header(body)}
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..cpp import Cpp, int_lit, nested_init, targs, uint_t
+from ..cpp import Cpp, const_params, int_lit, nested_init, targs, uint_t
 from ..ir import MatrixLayer
 from .base import Kernel, StreamFormat
 
@@ -122,46 +122,6 @@ def act_fields(layer: MatrixLayer) -> list[tuple[str, np.ndarray, int]]:
     return fields
 
 
-def act_params(c: Cpp, name: str, typ: str, fields: list[tuple[str, np.ndarray, int]]) -> None:
-    """``static const typ name``: the activation unit's parameters (ap_int members).
-
-    Synthesis (and the synthesis view, ABCN_AP_ROMS): one aggregate initialiser, the ROM contents
-    Vitis HLS sees. C simulation: the same values as constant-initialised integer arrays copied into
-    the members by one loop each -- an aggregate initialiser of ap_int members is a dynamic
-    initialiser with a constructor call per element, which g++ spends most of a large design's
-    build optimising."""
-
-    c.raw("#if defined(__SYNTHESIS__) || defined(ABCN_AP_ROMS)")
-    c.line(f"static const {typ} {name} = {{")
-    c._ind += 1
-    for i, (_, values, per_line) in enumerate(fields):
-        nested_init(c, values, int_lit, per_line=per_line, trailing="," if i + 1 < len(fields) else "")
-    c._ind -= 1
-    c.line("};")
-    c.raw("#else")
-    for member, values, per_line in fields:
-        flat = np.asarray(values).reshape(-1)
-        c.line(f"static const long long {name}_{member}[{max(flat.size, 1)}] = {{")
-        c._ind += 1
-        c.values([int_lit(v) for v in flat], max(per_line, 16))
-        c._ind -= 1
-        c.line("};")
-    with c.block(f"static {typ} {name}_make()"):
-        c.line(f"{typ} p;")
-        for member, values, _ in fields:
-            shape = np.asarray(values).shape
-            loops = " ".join(f"for (unsigned i{d} = 0; i{d} < {n}u; i{d}++)" for d, n in enumerate(shape))
-            flat = "i0"
-            for d in range(1, len(shape)):
-                flat = f"({flat}) * {shape[d]}u + i{d}"
-            index = "".join(f"[i{d}]" for d in range(len(shape)))
-            c.line(f"{loops} p.{member}{index} = {name}_{member}[{flat}];")
-        c.line("return p;")
-    c.line(f"static const {typ} {name} = {name}_make();")
-    c.raw("#endif")
-    c.line()
-
-
 def params_header(layer: MatrixLayer) -> str:
     c = Cpp()
     lid = layer.ident
@@ -188,7 +148,7 @@ def params_header(layer: MatrixLayer) -> str:
         c.comment("a[pe][nf][m], b[n]" + thr_note)
     else:
         c.comment("c[pe][nf][m][n] (coefficients that do not factor as a[m] * b[n])" + thr_note)
-    act_params(c, f"{lid}_act", f"{lid}_act_t", act_fields(layer))
+    const_params(c, f"{lid}_act", f"{lid}_act_t", act_fields(layer))
     if layer.pad_corr is not None:
         _corr_params(c, layer)
     c.raw("#endif")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cpp import Cpp, int_lit, nested_init, targs
+from ..cpp import Cpp, const_params, targs
 from .base import StreamFormat
 from .int_stream import IntStreamKernel, signed_bits
 from .mvu import fold_channels
@@ -60,13 +60,8 @@ class ResidualAdd(IntStreamKernel):
         def body(c: Cpp) -> None:
             c.line(f"typedef abcn::ResidualAddParams{targs(lay.c, self.pe, lay.k, self.s_w, self.t_w)} {lid}_add_t;")
             c.comment("s[pe][nf][k], t[pe][nf]: y = sum_k s * x_k + t for channel nf*PE + pe")
-            c.line(f"static const {lid}_add_t {lid}_add = {{")
-            c._ind += 1
-            nested_init(c, fold_channels(lay.s.T, self.pe), int_lit, per_line=16, trailing=",")
-            nested_init(c, fold_channels(lay.t, self.pe), int_lit, per_line=16)
-            c._ind -= 1
-            c.line("};")
-            c.line()
+            const_params(c, f"{lid}_add", f"{lid}_add_t", [("s", fold_channels(lay.s.T, self.pe), 16),
+                                                             ("t", fold_channels(lay.t, self.pe), 16)])
 
         return {f"src/params_{lid}.hpp": self.params_header(body)}
 
