@@ -252,3 +252,34 @@ def test_native_host_in_blocks(tfc, monkeypatch):
         xs[23, 0, 5, 5] = np.inf
         with pytest.raises(DataError, match=r"\(image 23\)"):
             simulate(build, xs, host="native")
+
+
+def test_cli_host_option(tfc, tmp_path, capsys):
+    """``--host`` of csim and verify picks the host path (reported in the JSON; both paths give the
+    same outputs); a bad value is a one-line usage error before anything is written, and
+    ``--host native`` with the per-layer dump is refused."""
+    from abcn_hw.cli import _HOSTS, main
+    from abcn_hw.sim.csim import HOSTS
+
+    assert _HOSTS == HOSTS
+    path, x, build = tfc
+    np.save(tmp_path / "x.npy", x[:20])
+    ys = {}
+    for host in ("native", "onnx", "auto"):
+        out = tmp_path / f"y_{host}.npy"
+        assert main(["csim", str(build), "--inputs", str(tmp_path / "x.npy"), "--out", str(out), "--host", host,
+                     "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["host"] == ("native" if host == "auto" else host)
+        ys[host] = np.load(out)
+    assert np.array_equal(bits(ys["native"]), bits(ys["onnx"])) and np.array_equal(ys["auto"], ys["native"])
+    assert main(["verify", path, str(build), "--inputs", str(tmp_path / "x.npy"), "--host", "onnx", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["bit_exact"] is True
+    for cmd in (["csim", str(build), "--out", str(tmp_path / "bad.npy")], ["verify", path, str(build)]):
+        assert main([*cmd, "--inputs", str(tmp_path / "x.npy"), "--host", "cpp"]) == UsageError.exit_code
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--host" in err and "native" in err and "Traceback" not in err
+    assert not (tmp_path / "bad.npy").exists()
+    assert main(["csim", str(build), "--inputs", str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy"),
+                 "--dump", str(tmp_path / "dump"), "--host", "native"]) == UsageError.exit_code
+    err = capsys.readouterr().err
+    assert "native host path is not available" in err and "dump" in err and not (tmp_path / "d.npy").exists()
