@@ -236,9 +236,10 @@ def test_float_literals_round_trip():
 
 
 def test_native_host_in_blocks(tfc, monkeypatch):
-    """The batch goes to the design in blocks through two input regions (design_process.run_host):
-    any block size gives the same outputs and per-image counts, and a refused image is named by its
-    index in the whole batch."""
+    """The batch goes to the design in blocks through two input regions (design_process.run_host),
+    and inside the library in smaller blocks that the threads take in turn (abcn_host.hpp): any
+    block size gives the same outputs and per-image counts, and a refused image is named by its
+    index in the whole batch (the first one, whichever thread met it)."""
     from abcn_hw.sim import design_process
 
     _, x, build = tfc
@@ -252,6 +253,11 @@ def test_native_host_in_blocks(tfc, monkeypatch):
         xs[23, 0, 5, 5] = np.inf
         with pytest.raises(DataError, match=r"\(image 23\)"):
             simulate(build, xs, host="native")
+        # two refused images in blocks that different threads take: the first one is named
+        xs[41, 0, 2, 2] = np.nan
+        for _ in range(3):
+            with pytest.raises(DataError, match=r"\(image 23\)"):
+                simulate(build, xs, host="native", threads=2)
 
 
 def test_cli_host_option(tfc, tmp_path, capsys):
