@@ -20,6 +20,7 @@ from abcn_hw.backend import host_native
 from abcn_hw.compiler.ops import DOMAIN, function_protos
 from abcn_hw.errors import DataError, UsageError
 from abcn_hw.sim import simulate
+from abcn_hw.sim.csim import CSIM_EXTRA_FLAGS, CXX_FLAGS
 
 TEMPLATES = host_native.__file__.rsplit("/", 1)[0] + "/templates"
 STUB = """#include <cstdint>
@@ -142,8 +143,9 @@ def _compile(tmp_path, src: str):
     (tmp_path / "host.cpp").write_text(src)
     (tmp_path / "stub.cpp").write_text(STUB)
     out = tmp_path / "libhost.so"
-    r = subprocess.run([shutil.which("g++") or "g++", "-std=c++14", "-O2", "-march=native", "-Wall", "-Werror",
-                        "-ffp-contract=off", "-fPIC", "-shared", "-I", TEMPLATES, "host.cpp", "stub.cpp", "-o", str(out)],
+    # the C-simulation library's own flags (-O3 -march=native: pre()'s loops vectorised as there)
+    r = subprocess.run([shutil.which("g++") or "g++", *CXX_FLAGS, *CSIM_EXTRA_FLAGS, "-ffp-contract=off", "-fPIC",
+                        "-shared", "-I", TEMPLATES, "host.cpp", "stub.cpp", "-o", str(out)],
                        cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     return load(out)
