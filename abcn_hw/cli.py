@@ -377,6 +377,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 _SYNTH_VIEW = ("simulate what Vitis HLS synthesises: the synthesizable loops and ap_uint parameter ROMs instead "
                "of the C-simulation fast paths (much slower; same results)")
+_HOST = ("where the host steps (input quantisation, packing, unpacking, output affine) run: native = compiled into "
+         "the simulation library (tb/csim_host.cpp), onnx = host/pre.onnx and host/post.onnx in onnxruntime, "
+         "auto = native where the build dir has it (default)")
+
+#: simulate()'s host paths (abcn_hw.sim.csim.HOSTS; not imported here, to keep the CLI's start fast)
+_HOSTS = ("auto", "native", "onnx")
 
 
 @command(
@@ -416,13 +422,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
     arg("--dump", metavar="DIR", help="also write each layer's output (DIR/<layer id>.npy, lowered-graph layout)"),
     arg("--threads", type=int, metavar="N", help="simulation threads (default: the usable CPUs; 1 with --dump)"),
     arg("--synthesis-view", action="store_true", help=_SYNTH_VIEW),
+    arg("--host", choices=_HOSTS, default="auto", help=_HOST),
     arg("--json", action="store_true", help="print a JSON object (times, cycle check) instead of text"),
 )
 def cmd_csim(args: argparse.Namespace) -> int:
     from .api import csim
 
     res = csim(args.build_dir, args.inputs, out=args.out, force=args.force, dump_dir=args.dump, threads=args.threads,
-               synthesis_view=args.synthesis_view, quiet=args.json)
+               synthesis_view=args.synthesis_view, quiet=args.json, host=args.host)
     print(res.to_json() if args.json else res)
     return 0
 
@@ -435,6 +442,7 @@ def cmd_csim(args: argparse.Namespace) -> int:
     arg("--json", action="store_true", help="print a machine-readable summary"),
     arg("--threads", type=int, metavar="N", help="simulation threads (default: the usable CPUs)"),
     arg("--synthesis-view", action="store_true", help=_SYNTH_VIEW),
+    arg("--host", choices=_HOSTS, default="auto", help=_HOST),
     arg("--min-agreement", type=float, metavar="A",
         help="rounding contract to check for a lowering that is not exact (default: the one the build was "
              "lowered with, 0.999 unless compiled with --min-agreement)"),
@@ -449,7 +457,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .api import verify
 
     res = verify(args.model, args.build_dir, args.inputs, threads=args.threads, synthesis_view=args.synthesis_view,
-                 quiet=args.json, min_agreement=args.min_agreement)
+                 quiet=args.json, min_agreement=args.min_agreement, host=args.host)
     if args.json:
         json.dump(res.to_dict(), sys.stdout, indent=2, sort_keys=True, default=float)
         sys.stdout.write("\n")

@@ -112,12 +112,14 @@ def _lowered_run(lowered: onnx.ModelProto, x: np.ndarray, names: list[str]) -> l
 
 
 def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_result=None,
-           threads: int | None = None, variant: str = "fast", min_agreement: float | None = None) -> VerifyResult:
+           threads: int | None = None, variant: str = "fast", min_agreement: float | None = None,
+           host: str = "auto") -> VerifyResult:
     """``model``: the exported QONNX (or the lowered graph) the build dir was compiled from.
 
     ``csim_result``: a :class:`CsimResult` of ``simulate(build_dir, x)`` already run by the caller
     on exactly these inputs (e.g. by the flow's csim stage); it is used instead of simulating again.
-    ``min_agreement``: the rounding contract to check (default: the one the build recorded)."""
+    ``min_agreement``: the rounding contract to check (default: the one the build recorded).
+    ``host``: where the C simulation's host steps run (:func:`simulate`)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     from ..backend.canonical import digest
@@ -176,7 +178,7 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_
             raise UsageError(f"csim_result holds {csim_result.output.shape[0]} images, the inputs {len(x)}")
         res = csim_result
     else:
-        res = simulate(b, x, dump=False, threads=threads, variant=variant)
+        res = simulate(b, x, dump=False, threads=threads, variant=variant, host=host)
     ref, cmp = _reference(exported, lowered, x)
     y = res.output
     diff = int(np.sum(ref != y)) if ref.shape == y.shape else int(max(ref.size, y.size))

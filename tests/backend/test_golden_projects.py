@@ -19,7 +19,12 @@ placeholder: that path differs between virtual environments.
 
 Changed deliberately by the native host steps (backend/host_native.py): tb/csim_host.cpp and
 include/abcn_host.hpp are new, host/io.json gains "host_native", README.md one paragraph; every
-other file is unchanged."""
+other file is unchanged.
+
+Changed deliberately by the C-simulation speed work (issue 12): tb/csim_driver.cpp (stream words
+to and from 64-bit chunks through the words' storage on the fast path), include/abcn_host.hpp
+(the threads take blocks of images in turn) and tb/csim_host.cpp (pre()'s loop vectorised, post()
+scalar); every other file is unchanged."""
 from __future__ import annotations
 
 import hashlib

@@ -20,6 +20,7 @@ from abcn_hw.backend import host_native
 from abcn_hw.compiler.ops import DOMAIN, function_protos
 from abcn_hw.errors import DataError, UsageError
 from abcn_hw.sim import simulate
+from abcn_hw.sim.csim import CSIM_EXTRA_FLAGS, CXX_FLAGS
 
 TEMPLATES = host_native.__file__.rsplit("/", 1)[0] + "/templates"
 STUB = """#include <cstdint>
@@ -142,8 +143,9 @@ def _compile(tmp_path, src: str):
     (tmp_path / "host.cpp").write_text(src)
     (tmp_path / "stub.cpp").write_text(STUB)
     out = tmp_path / "libhost.so"
-    r = subprocess.run([shutil.which("g++") or "g++", "-std=c++14", "-O2", "-march=native", "-Wall", "-Werror",
-                        "-ffp-contract=off", "-fPIC", "-shared", "-I", TEMPLATES, "host.cpp", "stub.cpp", "-o", str(out)],
+    # the C-simulation library's own flags (-O3 -march=native: pre()'s loops vectorised as there)
+    r = subprocess.run([shutil.which("g++") or "g++", *CXX_FLAGS, *CSIM_EXTRA_FLAGS, "-ffp-contract=off", "-fPIC",
+                        "-shared", "-I", TEMPLATES, "host.cpp", "stub.cpp", "-o", str(out)],
                        cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     return load(out)
@@ -236,9 +238,10 @@ def test_float_literals_round_trip():
 
 
 def test_native_host_in_blocks(tfc, monkeypatch):
-    """The batch goes to the design in blocks through two input regions (design_process.run_host):
-    any block size gives the same outputs and per-image counts, and a refused image is named by its
-    index in the whole batch."""
+    """The batch goes to the design in blocks through two input regions (design_process.run_host),
+    and inside the library in smaller blocks that the threads take in turn (abcn_host.hpp): any
+    block size gives the same outputs and per-image counts, and a refused image is named by its
+    index in the whole batch (the first one, whichever thread met it)."""
     from abcn_hw.sim import design_process
 
     _, x, build = tfc
@@ -252,3 +255,39 @@ def test_native_host_in_blocks(tfc, monkeypatch):
         xs[23, 0, 5, 5] = np.inf
         with pytest.raises(DataError, match=r"\(image 23\)"):
             simulate(build, xs, host="native")
+        # two refused images in blocks that different threads take: the first one is named
+        xs[41, 0, 2, 2] = np.nan
+        for _ in range(3):
+            with pytest.raises(DataError, match=r"\(image 23\)"):
+                simulate(build, xs, host="native", threads=2)
+
+
+def test_cli_host_option(tfc, tmp_path, capsys):
+    """``--host`` of csim and verify picks the host path (reported in the JSON; both paths give the
+    same outputs); a bad value is a one-line usage error before anything is written, and
+    ``--host native`` with the per-layer dump is refused."""
+    from abcn_hw.cli import _HOSTS, main
+    from abcn_hw.sim.csim import HOSTS
+
+    assert _HOSTS == HOSTS
+    path, x, build = tfc
+    np.save(tmp_path / "x.npy", x[:20])
+    ys = {}
+    for host in ("native", "onnx", "auto"):
+        out = tmp_path / f"y_{host}.npy"
+        assert main(["csim", str(build), "--inputs", str(tmp_path / "x.npy"), "--out", str(out), "--host", host,
+                     "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["host"] == ("native" if host == "auto" else host)
+        ys[host] = np.load(out)
+    assert np.array_equal(bits(ys["native"]), bits(ys["onnx"])) and np.array_equal(ys["auto"], ys["native"])
+    assert main(["verify", path, str(build), "--inputs", str(tmp_path / "x.npy"), "--host", "onnx", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["bit_exact"] is True
+    for cmd in (["csim", str(build), "--out", str(tmp_path / "bad.npy")], ["verify", path, str(build)]):
+        assert main([*cmd, "--inputs", str(tmp_path / "x.npy"), "--host", "cpp"]) == UsageError.exit_code
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--host" in err and "native" in err and "Traceback" not in err
+    assert not (tmp_path / "bad.npy").exists()
+    assert main(["csim", str(build), "--inputs", str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy"),
+                 "--dump", str(tmp_path / "dump"), "--host", "native"]) == UsageError.exit_code
+    err = capsys.readouterr().err
+    assert "native host path is not available" in err and "dump" in err and not (tmp_path / "d.npy").exists()

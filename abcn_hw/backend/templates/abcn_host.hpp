@@ -3,10 +3,11 @@
 // tb/csim_host.cpp, which abcn_hw/backend/host_native.py generates from host/pre.onnx and
 // host/post.onnx).
 //
-// The host steps of a batch in native code: each worker thread takes a contiguous range of
-// images and, BLOCK images at a time, quantises and packs them (Design::pre), runs them through
-// the design (abcn_csim_batch of tb/csim_driver.cpp, one thread), and unpacks and post-processes
-// the output words (Design::post). Memory stays bounded (a block of words per thread).
+// The host steps of a batch in native code: the worker threads take blocks of BLOCK consecutive
+// images in turn (the next block goes to the first thread free, so a thread that the machine's
+// load slows down does not hold the batch up) and quantise and pack them (Design::pre), run them
+// through the design (abcn_csim_batch of tb/csim_driver.cpp, one thread), and unpack and
+// post-process the output words (Design::post). Memory stays bounded (a block of words per thread).
 //
 // Stream layouts (host/io.json, hls/README.md): words travel as little-endian uint64 chunks
 // (chunk c = bits 64c..64c+63); integer input fields of IN_BITS bits, two's complement, field s of
@@ -20,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -124,37 +126,60 @@ inline bool sizes_match() {
            abcn_csim_info(3) == D::OUT_CH && abcn_csim_info(4) == D::STAGES;
 }
 
+// The blocks of a batch, handed out in increasing order. After an error no block is handed out:
+// every earlier block is already in a worker's hands, so the first image with an error is the
+// smallest of the workers' first errors.
+struct Blocks {
+    std::atomic<std::uint64_t> next;
+    std::atomic<bool> stop;
+    std::uint64_t images;
+    unsigned block;  // images per block (at most BLOCK)
+    // the first image of the next block (its size: n), false when none is left
+    bool take(std::uint64_t &first, unsigned &n) {
+        if (stop.load(std::memory_order_relaxed)) return false;
+        first = next.fetch_add(block, std::memory_order_relaxed);
+        if (first >= images) return false;
+        n = (unsigned)(images - first < block ? images - first : block);
+        return true;
+    }
+};
+
 template <class D>
 struct Worker {
     const float *x;
     float *y;
     std::int64_t *acc;
-    std::uint64_t first, count, bad;
+    Blocks *blocks;
+    std::uint64_t bad;
     std::uint64_t counts[1 + 2 * D::STAGES];
     double seconds;
     int error;
+
+    void fail(int rc, std::uint64_t image) {
+        error = rc;
+        bad = image;
+        blocks->stop.store(true, std::memory_order_relaxed);
+    }
 
     void run() {
         const std::size_t in_words = (std::size_t)D::IN_WORDS * D::IN_CH, out_words = (std::size_t)D::OUT_WORDS * D::OUT_CH;
         std::vector<std::uint64_t> in(BLOCK * in_words), out(BLOCK * out_words);
         std::unique_ptr<typename D::Scratch> s(new typename D::Scratch());
         std::uint64_t c[1 + 2 * D::STAGES];
-        for (std::uint64_t done = 0; done < count;) {
-            const unsigned n = (unsigned)(count - done < BLOCK ? count - done : BLOCK);
-            const std::uint64_t img = first + done;
+        std::uint64_t img;
+        unsigned n;
+        while (blocks->take(img, n)) {
             for (unsigned i = 0; i < n; i++) {
                 const int rc = D::pre(x + (std::size_t)(img + i) * D::IN_FLOATS, in.data() + i * in_words, *s);
                 if (rc) {
-                    error = rc;
-                    bad = img + i;
+                    fail(rc, img + i);
                     return;
                 }
             }
             double secs = 0.0;
             const int rc = abcn_csim_batch(in.data(), n, out.data(), 1, c, &secs);
             if (rc) {
-                error = rc;
-                bad = img;
+                fail(rc, img);
                 return;
             }
             seconds += secs;
@@ -163,12 +188,10 @@ struct Worker {
                 const int prc = D::post(out.data() + i * out_words, y + (std::size_t)(img + i) * D::OUT_FLOATS,
                                         acc + (std::size_t)(img + i) * D::ACC, *s);
                 if (prc) {
-                    error = prc;
-                    bad = img + i;
+                    fail(prc, img + i);
                     return;
                 }
             }
-            done += n;
         }
     }
 };
@@ -186,31 +209,38 @@ int run_batch(const float *x, std::uint64_t images, float *y, std::int64_t *acc,
     if (threads < 1) threads = 1;
     if (threads > 64) threads = 64;
     if (threads > images) threads = images ? (unsigned)images : 1u;
+    Blocks blocks;
+    blocks.next.store(0);
+    blocks.stop.store(false);
+    blocks.images = images;
+    // about 8 blocks per thread (so that the last ones even out the threads), at most BLOCK images each
+    const std::uint64_t per = images / (8ull * threads);
+    blocks.block = per < 1 ? 1u : per > BLOCK ? BLOCK : (unsigned)per;
     std::vector<Worker<D> > workers(threads);
-    std::uint64_t next = 0;
     for (unsigned t = 0; t < threads; t++) {
-        const std::uint64_t share = images / threads + (t < images % threads ? 1 : 0);
         Worker<D> &w = workers[t];
         w.x = x;
         w.y = y;
         w.acc = acc;
-        w.first = next;
-        w.count = share;
+        w.blocks = &blocks;
         w.bad = 0;
         w.seconds = 0.0;
         w.error = 0;
         for (unsigned k = 0; k < 1 + 2 * D::STAGES; k++) w.counts[k] = 0;
-        next += share;
     }
     std::vector<std::thread> pool;
     for (unsigned t = 1; t < threads; t++) pool.emplace_back(&Worker<D>::run, &workers[t]);
     workers[0].run();
     for (std::size_t t = 0; t < pool.size(); t++) pool[t].join();
+    int error = 0;
     for (unsigned t = 0; t < threads; t++) {
-        if (workers[t].error) {
+        if (workers[t].error && (!error || workers[t].bad < *bad)) {
+            error = workers[t].error;
             *bad = workers[t].bad;
-            return workers[t].error;
         }
+    }
+    if (error) return error;
+    for (unsigned t = 0; t < threads; t++) {
         if (workers[t].seconds > *seconds) *seconds = workers[t].seconds;
         for (unsigned k = 0; k < 1 + 2 * D::STAGES; k++) counts[k] += workers[t].counts[k];
     }
