@@ -259,6 +259,11 @@ struct popcount_chunks {
         const unsigned hi = (lo + 59 < (unsigned)W - 1) ? lo + 59 : (unsigned)W - 1;
         return ap_uint<60>(x(hi, lo)).to_uint64();
     }
+    // the real bits of chunk c (W of the 64 for W <= 64; 60, fewer in the last chunk, above)
+    static unsigned long long mask(unsigned c) {
+        const unsigned len = W <= 64 ? (unsigned)W : ((unsigned)W - 60 * c < 60 ? (unsigned)W - 60 * c : 60u);
+        return len >= 64 ? ~0ull : ((1ull << len) - 1ull);
+    }
 };
 
 // Sum of the counts of groups LO .. LO+K-1 of a popcount operand (its chunks ch): a balanced binary
@@ -279,6 +284,22 @@ struct popcount_tree<W, LO, 1> {
     }
 };
 
+// popcount of a (XNOR = false) or of XNOR(a, b) = ~(a ^ b) on the W bits (XNOR = true: W XNOR gates
+// on the native chunks, the bits above W cleared), through the tree above.
+template <int W, bool XNOR>
+inline ap_uint<clog2(W + 1) + 1> popcount_synth(const ap_uint<W> &a, const ap_uint<W> &b) {
+#pragma HLS INLINE
+    typedef popcount_chunks<W> chunks;
+    unsigned long long ch[chunks::COUNT];
+#pragma HLS ARRAY_PARTITION variable = ch complete dim = 1
+    for (unsigned c = 0; c < chunks::COUNT; c++) {
+#pragma HLS UNROLL
+        const unsigned long long u = chunks::get(a, c);
+        ch[c] = XNOR ? (~(u ^ chunks::get(b, c)) & chunks::mask(c)) : u;
+    }
+    return popcount_tree<W, 0, ((unsigned)W + 5) / 6>::sum(ch);
+}
+
 template <int W>
 inline ap_uint<clog2(W + 1) + 1> popcount(const ap_uint<W> &x) {
 #pragma HLS INLINE
@@ -291,36 +312,18 @@ inline ap_uint<clog2(W + 1) + 1> popcount(const ap_uint<W> &x) {
     }
     return cnt;
 #else
-    typedef popcount_chunks<W> chunks;
-    unsigned long long ch[chunks::COUNT];
-#pragma HLS ARRAY_PARTITION variable = ch complete dim = 1
-    for (unsigned c = 0; c < chunks::COUNT; c++) {
-#pragma HLS UNROLL
-        ch[c] = chunks::get(x, c);
-    }
-    return popcount_tree<W, 0, ((unsigned)W + 5) / 6>::sum(ch);
+    return popcount_synth<W, false>(x, x);
 #endif
 }
 
-// popcount(XNOR(a, b)) = popcount(~(a ^ b)) on W bits: W XNOR gates, then the popcount above (the
-// XNOR on the native chunks; the bits above W are cleared, so they count as nothing).
+// popcount(XNOR(a, b)) on W bits: W XNOR gates, then the popcount's compressor tree.
 template <int W>
 inline ap_uint<clog2(W + 1) + 1> popcount_xnor(const ap_uint<W> &a, const ap_uint<W> &b) {
 #pragma HLS INLINE
 #if ABCN_CSIM_FAST
     return popcount<W>(~(a ^ b));
 #else
-    typedef popcount_chunks<W> chunks;
-    unsigned long long ch[chunks::COUNT];
-#pragma HLS ARRAY_PARTITION variable = ch complete dim = 1
-    for (unsigned c = 0; c < chunks::COUNT; c++) {
-#pragma HLS UNROLL
-        // bits of chunk c: 64 (W <= 64: the whole word, W of them real) or 60 (the last one fewer)
-        const unsigned len = W <= 64 ? (unsigned)W : ((unsigned)W - 60 * c < 60 ? (unsigned)W - 60 * c : 60u);
-        const unsigned long long mask = len >= 64 ? ~0ull : ((1ull << len) - 1ull);
-        ch[c] = ~(chunks::get(a, c) ^ chunks::get(b, c)) & mask;
-    }
-    return popcount_tree<W, 0, ((unsigned)W + 5) / 6>::sum(ch);
+    return popcount_synth<W, true>(a, b);
 #endif
 }
 
