@@ -38,6 +38,10 @@ mult/addertree/acc are counted M*N times with acc = popcount bits) plus the mult
 (M*N coefficient products summed into the ACC_W-bit accumulator, counted as M*N adders of ACC_W
 bits); the thresholds are T = N' (next layer's bases) comparators of ACC_W bits; the M weight
 bases are M memories of WMEM x PE*SIMD bits. The integer first layer uses W = 1, A = input bits.
+A binary lane replaces FINN-R's generic mult + addertree by the structure of abcn::popcount
+(common.hpp): mult = SIMD (one XNOR per bit), addertree = ``popcount_luts(SIMD)`` (kernels/mvu.py):
+3 LUT6 per 6-bit group count and a balanced adder tree, one LUT per sum bit (e.g. SIMD = 16: groups
+of 6, 6, 4 bits, 9 LUTs, adders of 3 and 4 bits, 16 LUTs in all; FINN-R's generic terms gave 94).
 A zero-padded binary convolution (PyTorch padding, abcn::ZeroPadCorrection) adds per PE the M*N
 adders of its border correction (popcount bits each) and the correction table, M words of CW bits
 and depth TMEM*RC*CC (row x column border classes), counted like the thresholds

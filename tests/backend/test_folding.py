@@ -62,3 +62,28 @@ def test_wide_words_up_to_limit_and_refused_beyond(lenet33, tmp_path, monkeypatc
     compile(path, tmp_path / "c", folding=fold)
     r = simulate(tmp_path / "c", x[:20])
     assert r.cycles_match and np.array_equal(r.output, simulate(build, x[:20]).output)
+
+
+def test_xnor_lane_estimate_is_the_popcount_tree():
+    """The binary lane's LUTs follow abcn::popcount's structure (common.hpp), worked by hand."""
+    import numpy as np
+
+    from abcn_hw.backend.ir import MatrixLayer
+    from abcn_hw.backend.kernels.mvu import popcount_luts
+
+    # SIMD 16 = groups of 6, 6, 4 bits: 3 + 3 + 3 LUT6 for their counts (0..6, 0..6, 0..4: 3 bits each);
+    # the tree adds groups 1 + 2 (3-bit operands: 3 LUTs, sum 0..10), then group 0 + that (4 LUTs)
+    assert popcount_luts(16) == 16
+    assert popcount_luts(12) == 9    # 3 + 3 and one 3-bit adder
+    assert popcount_luts(7) == 6     # 3 + a 1-bit group (a wire) and one 3-bit adder
+    assert popcount_luts(1) == 0     # one bit: a wire
+    # 64 = ten 6-bit groups + one of 4: 11 * 3 LUT6 = 33; tree of 5 | 6 groups: left (2 | 3) adders
+    # 3 + (3 + 4) + 5 = 15 (sum 0..30), right (3 | 3) (3 + 4) + (3 + 4) + 5 = 19 (0..34), root 6: 73
+    assert popcount_luts(64) == 33 + 15 + 19 + 6
+    # a final FC layer, MW 32, MH 4, M 2, N 1, PE 2, SIMD 16, ACC_W 10: per lane 16 XNOR + 16 (tree) +
+    # 7 popcount bits (|dot| <= 32), 2 lanes + the combiner (2 * 10), no thresholds; WMEM = 4 words in
+    # LUTRAM: c2 = M*PE*SIMD = 64; LUT = int(300 + 1.1 * 2 * (2 * 39 + 20) + 64) = 579
+    layer = MatrixLayer(index=0, ident="L0", node="n", op="XnorPopcountMatMul", kind="xnor", c_in=32, mw=32,
+                        mh=4, m=2, n=1, weights=np.zeros((2, 4, 32), np.uint8), a=None, b=None, geom=None,
+                        final=True, acc_w=10, dot_max=32, simd=16, pe=2)
+    assert layer_resources(layer) == {"lut": 579, "bram18": 0, "wmem": 4, "tmem": 2}

@@ -24,7 +24,10 @@ other file is unchanged.
 Changed deliberately by the C-simulation speed work (issue 12): tb/csim_driver.cpp (stream words
 to and from 64-bit chunks through the words' storage on the fast path), include/abcn_host.hpp
 (the threads take blocks of images in turn) and tb/csim_host.cpp (pre()'s loop vectorised, post()
-scalar); every other file is unchanged."""
+scalar); every other file is unchanged.
+
+Changed deliberately by the popcount-structured LUT estimate of binary lanes (kernels/mvu.py,
+popcount_luts): report.json and README.md (the LUT figures); every other file is unchanged."""
 from __future__ import annotations
 
 import hashlib

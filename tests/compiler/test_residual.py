@@ -152,8 +152,14 @@ def _zoo(name: str, m: int, n: int, shape, images: int = 12):
     return net, x[64:]
 
 
-@pytest.mark.parametrize("m,n,shape", [(1, 1, (3, 32, 32)), (2, 2, (3, 32, 32)), (2, 3, (1, 28, 28)),
-                                       (3, 3, (1, 28, 28))])
+# slow: the multi-base cases repeat the (1,1) case's structure checks; their exact lowering of
+# multi-base joins is also checked by tests/backend/test_residual_compile.py (M, N = 2, 3, verified)
+@pytest.mark.parametrize("m,n,shape", [
+    (1, 1, (3, 32, 32)),
+    pytest.param(2, 2, (3, 32, 32), marks=pytest.mark.slow),
+    pytest.param(2, 3, (1, 28, 28), marks=pytest.mark.slow),
+    pytest.param(3, 3, (1, 28, 28), marks=pytest.mark.slow),
+])
 def test_zoo_resnet8_lowers_to_integers(m, n, shape):
     net, x = _zoo("resnet8", m, n, shape)
     low, rep = _check_exact(net, shape, x)

@@ -27,6 +27,7 @@ REPRESENTATIVE = {
     "tb_duplicate": dict(WORD_W=13, WORDS=5),
     "tb_residual_block": dict(H=5, W=6, C=4, PE=2, M=2, N=2, N2=2, N3=3, R_W=10, OUT_W=20),
     "tb_int_pool": dict(OP=1, H=7, W=6, C=6, PE=2, IN_W=8, KH=3, KW=3, SH=2, SW=2, PT=1, PL=1, PB=1, PR=1),
+    "tb_popcount": dict(),
 }
 
 

@@ -170,13 +170,34 @@ def _bram18(depth: int, width: int) -> int:
     return math.ceil(depth / 512) * math.ceil(width / 36)
 
 
+def popcount_luts(width: int) -> int:
+    """LUTs of ``abcn::popcount<width>`` (common.hpp) as synthesis is assumed to build it (hls/README.md,
+    *Popcount*; nothing synthesised here): per group of r <= 6 bits (groups [6g, 6g+5]) one LUT6 per
+    bit of its count (r.bit_length(); a 1-bit group is a wire), then the balanced binary adder tree
+    of the C++ template (popcount_tree: left half of the groups + right half), one LUT per bit of the
+    wider operand of each adder (the carry chain's sum bits)."""
+    groups = [min(6, width - 6 * g) for g in range(-(-width // 6))]
+
+    def tree(lo: int, k: int) -> tuple[int, int]:  # (largest sum, LUTs) of groups lo .. lo+k-1
+        if k == 1:
+            r = groups[lo]
+            return r, (0 if r == 1 else r.bit_length())
+        (a, la), (b, lb) = tree(lo, k // 2), tree(lo + k // 2, k - k // 2)
+        return a + b, la + lb + max(a.bit_length(), b.bit_length())
+
+    return tree(0, len(groups))[1]
+
+
 def layer_resources(layer: MatrixLayer) -> dict:
     pe, simd = layer.pe, layer.simd
     w_bits, a_bits = 1, (layer.in_bits if layer.kind == "int" else 1)
     c0, c1 = 300, 1.1
     lanes = layer.m * layer.n
-    mult = simd * (2 * math.ceil((w_bits + a_bits) / 6) - 1) * (w_bits + a_bits)
-    addertree = (w_bits + a_bits) * (2 * simd - 1)
+    if layer.kind == "int":  # FINN-R: W = 1 weight bit, A = input bits (conditional negation and adder tree)
+        mult = simd * (2 * math.ceil((w_bits + a_bits) / 6) - 1) * (w_bits + a_bits)
+        addertree = (w_bits + a_bits) * (2 * simd - 1)
+    else:  # XNOR lane: SIMD XNOR gates, then the LUT6 compressor tree of abcn::popcount
+        mult, addertree = simd, popcount_luts(simd)
     pc_bits = math.ceil(math.log2(layer.dot_max + 1)) + 1
     wmem = (layer.mw * layer.mh) // (pe * simd)
     tmem = layer.mh // pe

@@ -205,11 +205,101 @@ inline unsigned long long csim_field(const ap_uint<W> &x, unsigned lo, unsigned 
 #endif
 
 // ---------------------------------------------------------------------------------------------
+// The len bits (1 <= len <= 64) of x at bit lo, as a native integer (synthesizable: with constant
+// lo and len, as in the unrolled loops that use it, it is wiring). One to_uint64 for words of up to
+// 64 bits, a range select above: an ap_uint range select costs tens of ns in C simulation.
+// ---------------------------------------------------------------------------------------------
+template <int W>
+inline unsigned long long field_u64(const ap_uint<W> &x, unsigned lo, unsigned len) {
+#pragma HLS INLINE
+    if (W <= 64) {
+        const unsigned long long u = x.to_uint64() >> lo;
+        return len >= 64 ? u : (u & ((1ull << len) - 1ull));
+    }
+    return ap_uint<64>(x(lo + len - 1, lo)).to_uint64();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Popcount of a W-bit vector.
 //
-// Synthesis: an unrolled bit loop, which HLS turns into an adder tree (LUT compressors).
+// Synthesis (and the synthesis view, ABCN_SIM_SYNTH_PATH): a compressor tree sized for 6-input
+// LUTs. x is cut into G = ceil(W/6) groups of 6 bits, group g = bits [6g, 6g+5] (the last one
+// narrower when 6 does not divide W). A group's count 0..6 is a 6-input, 3-output function, read
+// from a 64-entry table of constants (popcount6): one LUT6 per output bit, 3 LUTs per group. The G
+// counts are summed by a balanced binary adder tree (popcount_tree), unrolled at compile time; a
+// node summing k groups only ever holds 0..6k. In C the groups are cut from native 64-bit integers
+// (x.to_uint64() up to 64 bits, one range select per 60 bits above) and the tree adds native
+// integers: ap_uint arithmetic costs tens of ns per operation in C simulation, and only the bits of
+// the clog2(W+1)+1-bit result are kept, so every adder's upper bits drive nothing (see
+// hls/README.md, "Popcount", for what synthesis is assumed to make of it).
 // C simulation (ABCN_CSIM_FAST): __builtin_popcountll on 64-bit chunks.
 // ---------------------------------------------------------------------------------------------
+// The number of 1 bits of the low 6 bits of v (0..6): a 64 x 3-bit ROM partitioned into constants,
+// so that each use is its own 6-input function (3 LUT6), with no shared memory port.
+inline unsigned popcount6(unsigned long long v) {
+#pragma HLS INLINE
+    static const unsigned char POP6[64] = {0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                           1, 2, 2, 3, 2, 3, 3, 4, 2, 3, 3, 4, 3, 4, 4, 5,
+                                           1, 2, 2, 3, 2, 3, 3, 4, 2, 3, 3, 4, 3, 4, 4, 5,
+                                           2, 3, 3, 4, 3, 4, 4, 5, 3, 4, 4, 5, 4, 5, 5, 6};
+#pragma HLS ARRAY_PARTITION variable = POP6 complete dim = 1
+    return POP6[v & 63u];
+}
+
+// The native chunks of a W-bit popcount operand: one chunk of 64 bits (11 groups) for W <= 64,
+// else chunks of 60 bits (10 whole groups each).
+template <int W>
+struct popcount_chunks {
+    static constexpr unsigned GROUPS = W <= 64 ? 11u : 10u;  // groups per chunk
+    static constexpr unsigned COUNT = W <= 64 ? 1u : ((unsigned)W + 59) / 60;
+    static unsigned long long get(const ap_uint<W> &x, unsigned c) {
+#pragma HLS INLINE
+        if (W <= 64) return x.to_uint64();
+        const unsigned lo = 60 * c;
+        const unsigned hi = (lo + 59 < (unsigned)W - 1) ? lo + 59 : (unsigned)W - 1;
+        return ap_uint<60>(x(hi, lo)).to_uint64();
+    }
+    // the real bits of chunk c (W of the 64 for W <= 64; 60, fewer in the last chunk, above)
+    static unsigned long long mask(unsigned c) {
+        const unsigned len = W <= 64 ? (unsigned)W : ((unsigned)W - 60 * c < 60 ? (unsigned)W - 60 * c : 60u);
+        return len >= 64 ? ~0ull : ((1ull << len) - 1ull);
+    }
+};
+
+// Sum of the counts of groups LO .. LO+K-1 of a popcount operand (its chunks ch): a balanced binary
+// adder tree (template recursion, resolved at compile time: no run-time recursion), 0..6K.
+template <int W, unsigned LO, unsigned K>
+struct popcount_tree {
+    static unsigned sum(const unsigned long long (&ch)[popcount_chunks<W>::COUNT]) {
+#pragma HLS INLINE
+        return popcount_tree<W, LO, K / 2>::sum(ch) + popcount_tree<W, LO + K / 2, K - K / 2>::sum(ch);
+    }
+};
+template <int W, unsigned LO>
+struct popcount_tree<W, LO, 1> {
+    static unsigned sum(const unsigned long long (&ch)[popcount_chunks<W>::COUNT]) {
+#pragma HLS INLINE
+        constexpr unsigned GC = popcount_chunks<W>::GROUPS;
+        return popcount6(ch[LO / GC] >> (6 * (LO % GC)));
+    }
+};
+
+// popcount of a (XNOR = false) or of XNOR(a, b) = ~(a ^ b) on the W bits (XNOR = true: W XNOR gates
+// on the native chunks, the bits above W cleared), through the tree above.
+template <int W, bool XNOR>
+inline ap_uint<clog2(W + 1) + 1> popcount_synth(const ap_uint<W> &a, const ap_uint<W> &b) {
+#pragma HLS INLINE
+    typedef popcount_chunks<W> chunks;
+    unsigned long long ch[chunks::COUNT];
+#pragma HLS ARRAY_PARTITION variable = ch complete dim = 1
+    for (unsigned c = 0; c < chunks::COUNT; c++) {
+#pragma HLS UNROLL
+        const unsigned long long u = chunks::get(a, c);
+        ch[c] = XNOR ? (~(u ^ chunks::get(b, c)) & chunks::mask(c)) : u;
+    }
+    return popcount_tree<W, 0, ((unsigned)W + 5) / 6>::sum(ch);
+}
+
 template <int W>
 inline ap_uint<clog2(W + 1) + 1> popcount(const ap_uint<W> &x) {
 #pragma HLS INLINE
@@ -222,12 +312,18 @@ inline ap_uint<clog2(W + 1) + 1> popcount(const ap_uint<W> &x) {
     }
     return cnt;
 #else
-    ap_uint<clog2(W + 1) + 1> cnt = 0;
-    for (int i = 0; i < W; i++) {
-#pragma HLS UNROLL
-        cnt += x[i];
-    }
-    return cnt;
+    return popcount_synth<W, false>(x, x);
+#endif
+}
+
+// popcount(XNOR(a, b)) on W bits: W XNOR gates, then the popcount's compressor tree.
+template <int W>
+inline ap_uint<clog2(W + 1) + 1> popcount_xnor(const ap_uint<W> &a, const ap_uint<W> &b) {
+#pragma HLS INLINE
+#if ABCN_CSIM_FAST
+    return popcount<W>(~(a ^ b));
+#else
+    return popcount_synth<W, true>(a, b);
 #endif
 }
 

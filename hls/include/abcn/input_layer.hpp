@@ -130,7 +130,8 @@ void IntMVU(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename TA::
     constexpr unsigned SF = MW / SIMD;
     constexpr unsigned NF = MH / PE;
     constexpr int DW = (int)int_dot_bits(MW, IN_BITS, IN_SIGNED);
-    constexpr int XW = (int)IN_BITS + 1;  // pixel as a signed value
+    // every partial sum, |sum| <= MW * max|x|, fits the 64-bit C integers of the loop below
+    static_assert(int_dot_max(MW, IN_BITS, IN_SIGNED) < (1ull << 63), "dot products beyond 63 bits");
 
     ap_uint<SIMD * IN_BITS> inbuf[SF];
     ap_int<DW> acc[PE][M];
@@ -162,27 +163,30 @@ void IntMVU(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename TA::
         } else {
             xw = inbuf[sf];
         }
-        ap_int<XW> x[SIMD];
+        // The pixels, then per (pe, m) the SIMD conditional negations and their adder tree, in C
+        // integers (ap_int arithmetic costs tens of ns per operation in C simulation): |x| < 2^32 and
+        // |sum| <= SIMD * max|x| fit 64 bits, and only the sum's low DW bits are kept (acc is
+        // ap_int<DW>, the loop-carried state), so every adder bit above DW drives nothing and is
+        // removed in synthesis (hls/README.md, "Integer first layer").
+        long long x[SIMD];
 #pragma HLS ARRAY_PARTITION variable = x complete dim = 0
         for (unsigned s = 0; s < SIMD; s++) {
 #pragma HLS UNROLL
-            const ap_uint<IN_BITS> raw = xw((s + 1) * IN_BITS - 1, s * IN_BITS);
-            if (IN_SIGNED)
-                x[s] = ap_int<IN_BITS>(raw);
-            else
-                x[s] = raw;
+            const unsigned long long raw = field_u64(xw, s * IN_BITS, IN_BITS);
+            const bool negative = IN_SIGNED && ((raw >> (IN_BITS - 1)) & 1ull);
+            x[s] = negative ? (long long)raw - (long long)(1ull << (IN_BITS - 1)) * 2 : (long long)raw;
         }
         for (unsigned pe = 0; pe < PE; pe++) {
 #pragma HLS UNROLL
             for (unsigned m = 0; m < M; m++) {
 #pragma HLS UNROLL
                 const ap_uint<SIMD> w = weights.word(m, pe, tile);
-                ap_int<DW> sum = 0;
+                long long sum = 0;
                 for (unsigned s = 0; s < SIMD; s++) {
 #pragma HLS UNROLL
-                    sum += w[s] ? ap_int<XW + 1>(x[s]) : ap_int<XW + 1>(-x[s]);
+                    sum += field_u64(w, s, 1) ? x[s] : -x[s];
                 }
-                acc[pe][m] = (sf == 0) ? sum : ap_int<DW>(acc[pe][m] + sum);
+                acc[pe][m] = ap_int<DW>((sf == 0 ? 0ll : acc[pe][m].to_int64()) + sum);
             }
         }
         tile++;

@@ -195,6 +195,12 @@ void XnorMVU_core(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
         } else {
             x = inbuf[sf];
         }
+        ap_uint<SIMD> xs[N];  // the N bases' slices (wires)
+#pragma HLS ARRAY_PARTITION variable = xs complete dim = 0
+        for (unsigned n = 0; n < N; n++) {
+#pragma HLS UNROLL
+            xs[n] = x((n + 1) * SIMD - 1, n * SIMD);
+        }
         for (unsigned pe = 0; pe < PE; pe++) {
 #pragma HLS UNROLL
             for (unsigned m = 0; m < M; m++) {
@@ -202,10 +208,10 @@ void XnorMVU_core(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
                 const ap_uint<SIMD> w = weights.word(m, pe, tile);
                 for (unsigned n = 0; n < N; n++) {
 #pragma HLS UNROLL
-                    const ap_uint<SIMD> xn = x((n + 1) * SIMD - 1, n * SIMD);
-                    const ap_uint<SIMD> xnor = ~(w ^ xn);
-                    const ap_uint<PC_W> prev = (sf == 0) ? ap_uint<PC_W>(0) : pc[pe][m][n];
-                    pc[pe][m][n] = prev + popcount<SIMD>(xnor);
+                    // popcount accumulator: PC_W-bit state, the add in a C integer (an ap_uint add
+                    // costs tens of ns in C simulation; the bits above PC_W drive nothing)
+                    const unsigned long long prev = (sf == 0) ? 0ull : pc[pe][m][n].to_uint64();
+                    pc[pe][m][n] = ap_uint<PC_W>(prev + popcount_xnor<SIMD>(w, xs[n]).to_uint64());
                 }
             }
         }
