@@ -10,7 +10,7 @@ Generated sources (paths relative to the build dir):
 from __future__ import annotations
 
 from .cpp import Cpp, uint_t
-from .graph import HwGraph
+from .graph import HwGraph, stream_names
 from .io import stream_words_per_image, tap_list
 from .ir import Network
 from .kernels.mvu import HEADER_NOTE, _guard
@@ -91,20 +91,6 @@ def top_header() -> str:
     c.line()
     c.raw("#endif")
     return c.text()
-
-
-def stream_names(graph: HwGraph) -> dict[int, str]:
-    """id(edge) -> C++ name: ``in`` / ``out`` for the AXI streams, ``s<i>_<producer id>[_<port>]``
-    (i: the producer's position in the schedule) for the others."""
-    names = {}
-    for i, k in enumerate(graph.topo_order()):
-        for e in graph.out_edges(k):
-            if e.dst is None:
-                names[id(e)] = "out"
-            else:
-                names[id(e)] = f"s{i}_{k.ident}" + (f"_{e.src_port}" if k.n_outputs > 1 else "")
-    names[id(graph.input_edge)] = "in"
-    return names
 
 
 def top_source(net: Network, graph: HwGraph) -> str:

@@ -154,3 +154,17 @@ class HwGraph:
     def kernels_of(self, layer) -> list:
         """The kernels implementing ``layer`` (a frontend layer), in schedule order."""
         return [k for k in self.topo_order() if k.layer is layer]
+
+
+def stream_names(graph: "HwGraph") -> dict[int, str]:
+    """id(edge) -> C++ name: ``in`` / ``out`` for the AXI streams, ``s<i>_<producer id>[_<port>]``
+    (i: the producer's position in the schedule) for the others."""
+    names = {}
+    for i, k in enumerate(graph.topo_order()):
+        for e in graph.out_edges(k):
+            if e.dst is None:
+                names[id(e)] = "out"
+            else:
+                names[id(e)] = f"s{i}_{k.ident}" + (f"_{e.src_port}" if k.n_outputs > 1 else "")
+    names[id(graph.input_edge)] = "in"
+    return names

@@ -56,7 +56,7 @@ def _check_fifo_sizing(g, top: str) -> None:
     """The identity blocks' skip streams (fork -> join) are sized deeper than 2 and written into the
     project; the exact bounded simulation with the sized depths completes every image at the
     unbounded pipeline's cycle, and a skip stream at depth 2 deadlocks (csim cannot see either)."""
-    from abcn_hw.backend.emit import stream_names
+    from abcn_hw.backend.graph import stream_names
     from abcn_hw.backend.passes.fifo_sizing import simulate, token_graph
 
     names = stream_names(g)
