@@ -127,9 +127,10 @@ def top_source(net: Network, graph: HwGraph) -> str:
             ins = [names[id(e)] for e in graph.in_edges(k)]
             outs = [names[id(e)] for e in graph.out_edges(k)]
             k.call(c, ins, outs, f"ABCN_STAGE_COUNTER({i})")
-            if k.tap() is not None and outs != ["out"]:
-                c.line(f"ABCN_TAP({outs[0]}, {tap_i});")
-                tap_i += 1
+            for port, _ in k.taps():
+                if outs[port] != "out":
+                    c.line(f"ABCN_TAP({outs[port]}, {tap_i});")
+                    tap_i += 1
     return c.text()
 
 

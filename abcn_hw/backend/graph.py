@@ -68,6 +68,22 @@ class HwGraph:
         self.edges.append(e)
         return e
 
+    def replace(self, old, new) -> None:
+        """``new`` takes ``old``'s place in the node list and every stream of ``old`` (same ports)."""
+        i = next(i for i, k in enumerate(self.nodes) if k is old)
+        self.nodes[i] = new
+        for e in self.edges:
+            if e.src is old:
+                e.src = new
+            if e.dst is old:
+                e.dst = new
+
+    def remove(self, kernel) -> None:
+        """Remove a kernel that no stream touches any more."""
+        if any(e.src is kernel or e.dst is kernel for e in self.edges):
+            raise GraphError(f"{kernel.ident} still has streams")
+        self.nodes = [k for k in self.nodes if k is not kernel]
+
     def remove_edge(self, e: Edge) -> None:
         self.edges = [x for x in self.edges if x is not e]
 
@@ -153,7 +169,7 @@ class HwGraph:
 
     def kernels_of(self, layer) -> list:
         """The kernels implementing ``layer`` (a frontend layer), in schedule order."""
-        return [k for k in self.topo_order() if k.layer is layer]
+        return [k for k in self.topo_order() if any(l is layer for l in k.layers)]
 
 
 def stream_names(graph: "HwGraph") -> dict[int, str]:
