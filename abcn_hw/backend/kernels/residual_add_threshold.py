@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from ..cpp import Cpp, targs
 from .base import StreamFormat
-from .int_stream import IntStreamKernel, signed_bits
+from .int_stream import IntStreamKernel
 from .int_threshold import threshold_lane_bits, threshold_params, threshold_pragmas
-from .residual_add import join_param_bits, join_params, join_pragmas
+from .residual_add import ResidualAdd, join_params, join_pragmas
 
 
 def residual_sum_bits(in0_w: int, in1_w: int, s_w: int, t_w: int) -> int:
@@ -30,11 +30,13 @@ def residual_sum_bits(in0_w: int, in1_w: int, s_w: int, t_w: int) -> int:
     return max(s_w + in0_w, s_w + in1_w, t_w) + 2
 
 
-class ResidualAddThreshold(IntStreamKernel):
+class ResidualAddThreshold(ResidualAdd):
+    """The join's widths, words, cycles and token program are ResidualAdd's (the same loop)."""
+
     kind = "raddthr"
 
     def __init__(self, add_layer, thr_layer, emit_sum: bool) -> None:
-        super().__init__(f"{add_layer.ident}_addthr", add_layer)
+        IntStreamKernel.__init__(self, f"{add_layer.ident}_addthr", add_layer)
         if (thr_layer.c, thr_layer.pixels) != (add_layer.c, add_layer.pixels):
             raise ValueError(f"{thr_layer.ident} does not threshold the sum of {add_layer.ident}")
         self.thr_layer = thr_layer
@@ -48,36 +50,18 @@ class ResidualAddThreshold(IntStreamKernel):
 
     # -- streams ------------------------------------------------------------------------------------
     @property
-    def out_w(self) -> int:
-        """Field bits of the sum output (ResidualAdd's OUT_W)."""
-        return signed_bits(self.layer.bound)
-
-    @property
     def y_w(self) -> int:
-        s_w, t_w = join_param_bits(self.layer)
         in1_w = self.in_format(1).n if self.n_inputs == 2 else 1
-        return residual_sum_bits(self.in_format(0).n, in1_w, s_w, t_w)
+        return residual_sum_bits(self.in_format(0).n, in1_w, self.s_w, self.t_w)
 
     def out_format(self, port: int = 0) -> StreamFormat:
         if port == 0:
             return StreamFormat("bits", self.thr_layer.nout, self.pe)
         return StreamFormat("int", self.out_w, self.pe)
 
-    def in_words(self) -> int:
-        return self.layer.pixels * self.nf
-
-    out_words = in_words
-    cycles = in_words
-
-    def token_program(self):
-        from ..passes.fifo_sizing import elementwise_program
-
-        return elementwise_program(self.in_words(), inputs=self.n_inputs, outputs=self.n_outputs)
-
     def resources(self) -> dict:
-        s_w = join_param_bits(self.layer)[0]
-        join = sum(s_w + self.in_format(p).n for p in range(self.n_inputs))
-        lane = join + threshold_lane_bits(self.thr_layer, self.y_w, self.nf) + (self.out_w if self.emit_sum else 0)
+        lane = (self.join_lane_bits() + threshold_lane_bits(self.thr_layer, self.y_w, self.nf)
+                + (self.out_w if self.emit_sum else 0))
         return {"lut": int(1.1 * self.pe * lane), "bram18": 0}
 
     def tap(self) -> dict | None:
