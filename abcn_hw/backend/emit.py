@@ -10,7 +10,7 @@ Generated sources (paths relative to the build dir):
 from __future__ import annotations
 
 from .cpp import Cpp, uint_t
-from .graph import HwGraph
+from .graph import HwGraph, stream_names
 from .io import stream_words_per_image, tap_list
 from .ir import Network
 from .kernels.mvu import HEADER_NOTE, _guard
@@ -93,20 +93,6 @@ def top_header() -> str:
     return c.text()
 
 
-def stream_names(graph: HwGraph) -> dict[int, str]:
-    """id(edge) -> C++ name: ``in`` / ``out`` for the AXI streams, ``s<i>_<producer id>[_<port>]``
-    (i: the producer's position in the schedule) for the others."""
-    names = {}
-    for i, k in enumerate(graph.topo_order()):
-        for e in graph.out_edges(k):
-            if e.dst is None:
-                names[id(e)] = "out"
-            else:
-                names[id(e)] = f"s{i}_{k.ident}" + (f"_{e.src_port}" if k.n_outputs > 1 else "")
-    names[id(graph.input_edge)] = "in"
-    return names
-
-
 def top_source(net: Network, graph: HwGraph) -> str:
     kernels = graph.topo_order()
     names = stream_names(graph)
@@ -141,9 +127,10 @@ def top_source(net: Network, graph: HwGraph) -> str:
             ins = [names[id(e)] for e in graph.in_edges(k)]
             outs = [names[id(e)] for e in graph.out_edges(k)]
             k.call(c, ins, outs, f"ABCN_STAGE_COUNTER({i})")
-            if k.tap() is not None and outs != ["out"]:
-                c.line(f"ABCN_TAP({outs[0]}, {tap_i});")
-                tap_i += 1
+            for port, _ in k.taps():
+                if outs[port] != "out":
+                    c.line(f"ABCN_TAP({outs[port]}, {tap_i});")
+                    tap_i += 1
     return c.text()
 
 

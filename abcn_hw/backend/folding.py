@@ -336,6 +336,12 @@ def estimate(net: Network, graph: HwGraph, clock_mhz: float, target_fps: float |
     kernels = graph.topo_order()
     for layer in net.layers:
         own = [k for k in kernels if k.layer is layer]
+        fused = [k for k in kernels if k.layer is not layer and any(l is layer for l in k.layers)]
+        if not own:  # fused into another layer's kernel, which counts the resources
+            k = fused[0]
+            layers.append({"id": layer.ident, "node": layer.node, "op": layer.op, "cycles": k.cycles(), "lut": 0,
+                           "bram18": 0, "stages": {k.kind: k.cycles()}, "fused_into": k.ident})
+            continue
         cyc = max(k.cycles() for k in own)
         stages = {k.kind: k.cycles() for k in own}
         if isinstance(layer, MatrixLayer):

@@ -68,6 +68,22 @@ class HwGraph:
         self.edges.append(e)
         return e
 
+    def replace(self, old, new) -> None:
+        """``new`` takes ``old``'s place in the node list and every stream of ``old`` (same ports)."""
+        i = next(i for i, k in enumerate(self.nodes) if k is old)
+        self.nodes[i] = new
+        for e in self.edges:
+            if e.src is old:
+                e.src = new
+            if e.dst is old:
+                e.dst = new
+
+    def remove(self, kernel) -> None:
+        """Remove a kernel that no stream touches any more."""
+        if any(e.src is kernel or e.dst is kernel for e in self.edges):
+            raise GraphError(f"{kernel.ident} still has streams")
+        self.nodes = [k for k in self.nodes if k is not kernel]
+
     def remove_edge(self, e: Edge) -> None:
         self.edges = [x for x in self.edges if x is not e]
 
@@ -153,4 +169,18 @@ class HwGraph:
 
     def kernels_of(self, layer) -> list:
         """The kernels implementing ``layer`` (a frontend layer), in schedule order."""
-        return [k for k in self.topo_order() if k.layer is layer]
+        return [k for k in self.topo_order() if any(l is layer for l in k.layers)]
+
+
+def stream_names(graph: "HwGraph") -> dict[int, str]:
+    """id(edge) -> C++ name: ``in`` / ``out`` for the AXI streams, ``s<i>_<producer id>[_<port>]``
+    (i: the producer's position in the schedule) for the others."""
+    names = {}
+    for i, k in enumerate(graph.topo_order()):
+        for e in graph.out_edges(k):
+            if e.dst is None:
+                names[id(e)] = "out"
+            else:
+                names[id(e)] = f"s{i}_{k.ident}" + (f"_{e.src_port}" if k.n_outputs > 1 else "")
+    names[id(graph.input_edge)] = "in"
+    return names

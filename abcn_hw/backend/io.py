@@ -227,9 +227,9 @@ def tap_list(graph) -> list[dict]:
     the one writing the design's output."""
     out = []
     for i, k in enumerate(graph.topo_order()):
-        tap = k.tap()
-        if tap is not None and graph.out_edge(k).dst is not None:
-            out.append(dict(tap, stage=i, width=k.out_width()))
+        for port, tap in k.taps():
+            if graph.out_edge(k, port).dst is not None:
+                out.append(dict(tap, stage=i, width=k.out_width(port)) | ({"port": port} if port else {}))
     return out
 
 

@@ -43,7 +43,7 @@ from .folding import DEFAULT_CLOCK_MHZ, Estimate, auto_folding, build_graph, def
 from .io import io_spec, pack_input, run_pre
 from .canonical import canonicalize
 from .frontend import build_network, is_lowered
-from .graph import HwGraph
+from .graph import HwGraph, stream_names
 from .ir import Network
 
 GENERATOR = "abcn-hw backend 1"
@@ -171,7 +171,7 @@ def apply_fifo_depths(graph: HwGraph, folding) -> None:
     """Stream depths a folding file gives under ``"fifos"`` (as folding.json writes them) replace the
     token simulation's (passes.fifo_sizing); a depth below it is simulated, and one that deadlocks
     the pipeline is refused, naming the full and empty streams."""
-    from .emit import stream_names
+
     from .passes.fifo_sizing import simulate, token_graph
 
     given = folding.get("fifos") if isinstance(folding, dict) else None
@@ -251,7 +251,7 @@ def generate(net: Network, graph: HwGraph, est: Estimate, proto: onnx.ModelProto
         files["tb/csim_host.cpp"] = host_cpp.encode()
     files["host/io.json"] = _json(io)
     files["data/sample_in.bin"] = _sample_input(net, io)
-    names = emit.stream_names(graph)
+    names = stream_names(graph)
     folding = {"layers": [{"id": l.ident, "node": l.node, "PE": l.pe, "SIMD": l.simd} for l in net.matrix_layers],
                "fifos": [{"stream": names[id(e)], "depth": e.depth} for e in graph.internal_edges]}
     files["folding.json"] = _json(folding)

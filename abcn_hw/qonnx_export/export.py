@@ -56,6 +56,31 @@ def _quiet_native_stderr():
         os.close(saved)
 
 
+def cleanup_export(model, fast: bool = True):
+    """qonnx's ``cleanup_model`` (preserve_qnt_ops=True, no input-size override, no bias
+    extraction): the same transformations in the same order, with qonnx's one-node-per-pass
+    FoldConstants replaced by :class:`.fold_constants.FoldConstantsInOrder` (the same folds, one
+    shape inference) unless ``fast`` is False. Returns the cleaned ModelWrapper."""
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import (GiveReadableTensorNames, GiveUniqueNodeNames,
+                                              GiveUniqueParameterTensors, RemoveStaticGraphInputs,
+                                              RemoveUnusedTensors)
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
+
+    from .fold_constants import FoldConstantsInOrder
+
+    for node in model.graph.node:  # qonnx's "temporary fix for QONNX op domains"
+        if node.op_type in ("Quant", "Trunc", "BipolarQuant"):
+            node.domain = QONNX_DOMAIN
+    keep = ["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]
+    fold = FoldConstantsInOrder(keep) if fast and not model.fix_float64 else FoldConstants(exclude_op_types=keep)
+    for t in (InferShapes(), GiveUniqueParameterTensors(), fold, FoldTransposeIntoQuantInit(), RemoveUnusedTensors(),
+              RemoveStaticGraphInputs(), GiveUniqueNodeNames(), GiveReadableTensorNames()):
+        model = model.transform(t)
+    return model
+
+
 def export_to_qonnx(model: torch.nn.Module, input_shape: tuple[int, ...], path: str | os.PathLike,
                     batch: int = 1) -> onnx.ModelProto:
     """Export ``model`` (eval mode) to a normalised QONNX file at ``path``; returns the ModelProto.
@@ -65,7 +90,6 @@ def export_to_qonnx(model: torch.nn.Module, input_shape: tuple[int, ...], path: 
     """
     from brevitas.export import export_qonnx
     from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.util.cleanup import cleanup_model
 
     path = Path(path)
     was_training = model.training
@@ -81,7 +105,7 @@ def export_to_qonnx(model: torch.nn.Module, input_shape: tuple[int, ...], path: 
                 export_qonnx(model, example, export_path=str(raw), dynamo=False)
             proto = onnx.load(str(raw))
             normalise_opsets(proto)
-            wrapped = cleanup_model(ModelWrapper(proto))
+            wrapped = cleanup_export(ModelWrapper(proto))
             proto = normalise_opsets(wrapped.model)
             proto.producer_name = "abcn-hw"
             tmp_out = path.with_name(path.name + ".tmp")

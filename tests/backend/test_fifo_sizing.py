@@ -195,7 +195,7 @@ def test_chain_pipeline_interval_is_the_slowest_kernel():
 def test_kernel_programs_match_their_cycles_and_words(model):
     # every kernel class's token program against its own cycle estimate (the one the C simulation's
     # iteration counters check) and its stream words, on the stored lowered graphs, two foldings
-    from abcn_hw.backend.emit import stream_names
+    from abcn_hw.backend.graph import stream_names
     from abcn_hw.backend.folding import auto_folding, build_graph, default_folding
     from abcn_hw.backend.frontend import build_network
     from abcn_hw.backend.project import _load

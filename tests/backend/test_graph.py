@@ -10,7 +10,7 @@ import pytest
 from abcn_hw.backend import emit
 from abcn_hw.backend.folding import build_graph, default_folding
 from abcn_hw.backend.frontend import build_network
-from abcn_hw.backend.graph import DEFAULT_DEPTH, GraphError, HwGraph
+from abcn_hw.backend.graph import DEFAULT_DEPTH, GraphError, HwGraph, stream_names
 from abcn_hw.backend.kernels import Fork, Kernel, StreamFormat, WidthConverter
 from abcn_hw.backend.passes import insert_forks, insert_width_converters
 
@@ -103,7 +103,7 @@ def test_fork_inserted_for_a_stream_with_two_readers():
     (fork,) = [k for k in g.nodes if isinstance(k, Fork)]
     assert g.producer(fork) is a and [e.dst for e in g.out_edges(fork)] == [b, c]
     assert fork.in_words() == 8 and fork.out_format(1) == a.out_format()
-    names = emit.stream_names(g)
+    names = stream_names(g)
     assert sorted(names[id(e)] for e in g.out_edges(fork)) == ["s1_a_fork_0", "s1_a_fork_1"]
 
 
@@ -114,9 +114,29 @@ def test_edge_depth_reaches_the_generated_stream_pragma():
     assert inner and all(e.depth == DEFAULT_DEPTH for e in inner)
     inner[1].depth = 37
     top = emit.top_source(net, g)
-    name = emit.stream_names(g)[id(inner[1])]
+    name = stream_names(g)[id(inner[1])]
     assert f"ABCN_HLS(STREAM variable = {name} depth = 37);" in top
     assert top.count("depth = 2);") == len(inner) - 1
+
+
+def _imports(p: Path) -> list[str]:
+    """Modules ``p`` imports (relative ones with their leading dots), at any depth of the file."""
+    mods = []
+    for node in ast.walk(ast.parse(p.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            mods.append(("." * node.level) + (node.module or ""))
+        elif isinstance(node, ast.Import):
+            mods += [a.name for a in node.names]
+    return mods
+
+
+def test_passes_and_kernels_never_import_the_emitter():
+    """The import arrows point down the backend: the graph passes and the kernel classes do not
+    import the code generation around them (emit, project), which imports them."""
+    root = Path(__file__).resolve().parents[2] / "abcn_hw" / "backend"
+    bad = [f"{p.relative_to(root)}: {m}" for sub in ("passes", "kernels") for p in (root / sub).rglob("*.py")
+           for m in _imports(p) if m.lstrip(".").split(".")[-1] in ("emit", "project")]
+    assert bad == []
 
 
 def test_backend_never_imports_sim():

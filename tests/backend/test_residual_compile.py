@@ -1,6 +1,6 @@
 """Residual networks through the dataflow-graph backend: the zoo's resnet8 (exact integer joins,
-docs/residual-networks.md) compiles to forks, residual adds, integer thresholds and a global sum
-pool, and its C simulation equals the lowered graph on every output element, with every kernel's
+docs/residual-networks.md) compiles to forks, residual adds, fused add-and-thresholds, integer
+thresholds and a global sum pool, and its C simulation equals the lowered graph on every output element, with every kernel's
 iteration counter equal to its cycle estimate (both input shapes, several M, N)."""
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def test_resnet8_compiles_and_verifies_bit_exact(m, n, shape, tmp_path):
     res = compile(path, tmp_path / "b")
     io = json.loads((tmp_path / "b" / "host" / "io.json").read_text())
     kinds = [s["kind"] for s in io["stages"]]
-    assert {"fork", "radd", "ithr", "sumpool"} <= set(kinds)
+    assert {"fork", "radd", "raddthr", "ithr", "sumpool"} <= set(kinds)
     # the downsampling blocks' input bits feed conv1 and the 1x1 shortcut through a fork; the join
     # reads two accumulator streams of one PE
     g = res.estimate.graph
@@ -44,6 +44,7 @@ def test_resnet8_compiles_and_verifies_bit_exact(m, n, shape, tmp_path):
         assert len({e.src.out_format(e.src_port).per_word for e in g.in_edges(add)}) == 1
     top = (tmp_path / "b" / "src" / "top.cpp").read_text()
     assert "abcn::DuplicateStreams<" in top and "abcn::ResidualAdd<" in top and "abcn::GlobalSumPool<" in top
+    _check_fused_joins(g, top, io)
     _check_fifo_sizing(g, top)
     v = verify(path, tmp_path / "b", x)
     assert v.bit_exact and v.mismatches == 0, v.summary()
@@ -52,15 +53,35 @@ def test_resnet8_compiles_and_verifies_bit_exact(m, n, shape, tmp_path):
     assert v.ok
 
 
+def _check_fused_joins(g, top: str, io: dict) -> None:
+    """Every join whose sum a threshold unit reads is fused with it (passes.fuse_add_threshold):
+    no threshold reads a join or a fork of one; the stem's sum, also read by the first identity
+    block's join, comes out of the fused kernel's second port (no fork); both sums are dumped and
+    checked against the lowered graph (io.json taps)."""
+    joins = [k for k in g.nodes if k.kind in ("radd", "raddthr")]
+    for k in g.nodes:
+        if k.kind == "ithr":
+            assert g.producer(k).kind not in ("radd", "raddthr", "fork"), k.ident
+    fused = [k for k in joins if k.kind == "raddthr"]
+    with_sum = [k for k in fused if k.n_outputs == 2]
+    assert with_sum and len(fused) > len(with_sum)
+    for k in with_sum:
+        assert g.out_edge(k, 1).dst.kind in ("radd", "raddthr")
+    assert "abcn::ResidualAddThresholdSum<" in top and "abcn::ResidualAddThreshold<" in top
+    tapped = {t["tensor"] for t in io["taps"]}
+    assert all(k.layer.out_tensor in tapped and k.thr_layer.out_tensor in tapped for k in with_sum)
+
+
 def _check_fifo_sizing(g, top: str) -> None:
-    """The identity blocks' skip streams (fork -> join) are sized deeper than 2 and written into the
+    """The identity blocks' skip streams (fork or fused join's sum -> join) are sized deeper than 2 and written into the
     project; the exact bounded simulation with the sized depths completes every image at the
     unbounded pipeline's cycle, and a skip stream at depth 2 deadlocks (csim cannot see either)."""
-    from abcn_hw.backend.emit import stream_names
+    from abcn_hw.backend.graph import stream_names
     from abcn_hw.backend.passes.fifo_sizing import simulate, token_graph
 
     names = stream_names(g)
-    skips = [e for k in g.nodes if k.kind == "fork" for e in g.out_edges(k) if e.dst.kind == "radd"]
+    skips = [e for k in g.nodes if k.kind in ("fork", "raddthr") for e in g.out_edges(k)
+             if e.dst is not None and e.dst.kind in ("radd", "raddthr")]
     assert skips and all(e.depth > 2 for e in skips)
     for e in skips:
         assert f"STREAM variable = {names[id(e)]} depth = {e.depth})" in top

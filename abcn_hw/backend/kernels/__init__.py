@@ -12,11 +12,12 @@ from .int_mvu import IntMVU
 from .int_pool import GlobalSumPool, IntMaxPool
 from .int_threshold import IntThreshold
 from .residual_add import ResidualAdd
+from .residual_add_threshold import ResidualAddThreshold
 from .sliding_window import SlidingWindow
 from .width_converter import WidthConverter
 from .xnor_mvu import XnorMVU
 
-__all__ = ["BitMaxPool", "Fork", "GlobalSumPool", "IntMVU", "IntMaxPool", "IntThreshold", "Kernel", "ResidualAdd",
+__all__ = ["BitMaxPool", "Fork", "GlobalSumPool", "IntMVU", "IntMaxPool", "IntThreshold", "Kernel", "ResidualAdd", "ResidualAddThreshold",
            "SlidingWindow", "StreamFormat", "WidthConverter", "XnorMVU", "kernels_for"]
 
 

@@ -41,6 +41,11 @@ class Kernel:
         self.layer = layer        # the frontend layer (ir.MatrixLayer / ir.PoolLayer / ...) it implements
         self.graph = None         # set by HwGraph users (build_graph) for kernels reading their producer
 
+    @property
+    def layers(self) -> tuple:
+        """The frontend layers the kernel implements (a fused kernel: several; ``layer`` first)."""
+        return (self.layer,)
+
     # -- streams ------------------------------------------------------------------------------------
     def in_format(self, port: int = 0) -> StreamFormat:
         raise NotImplementedError
@@ -103,3 +108,8 @@ class Kernel:
     def tap(self) -> dict | None:
         """Per-layer dump description when the kernel's output stream is a lowered tensor."""
         return None
+
+    def taps(self) -> list[tuple[int, dict]]:
+        """(output port, dump description) of every output stream that is a lowered tensor."""
+        t = self.tap()
+        return [] if t is None else [(0, t)]

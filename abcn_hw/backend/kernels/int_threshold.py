@@ -12,6 +12,30 @@ from .int_stream import IntStreamKernel, signed_bits
 from .mvu import fold_channels
 
 
+def threshold_bits(layer) -> int:
+    """THR_W: the two's-complement width of a threshold unit's thresholds."""
+    return signed_bits(int(abs(layer.thr).max()) if layer.thr.size else 0)
+
+
+def threshold_lane_bits(layer, in_w: int, nf: int) -> int:
+    """LUT bits of one PE lane: NOUT comparators of IN_W bits and their thresholds in LUTRAM."""
+    return layer.nout * (in_w + threshold_bits(layer) * math.ceil(nf / 64))
+
+
+def threshold_params(c: Cpp, lay, pe: int) -> None:
+    """The threshold unit's parameter object ``<id>_thr`` (abcn::IntThresholdParams) and its type."""
+    lid = lay.ident
+    c.line(f"typedef abcn::IntThresholdParams{targs(lay.c, pe, lay.nout, threshold_bits(lay))} {lid}_thr_t;")
+    c.comment("thr[pe][nf][j], pos[pe][nf] (1: x >= thr, 0: x <= thr) for channel nf*PE + pe")
+    const_params(c, f"{lid}_thr", f"{lid}_thr_t", [("thr", fold_channels(lay.thr.T, pe), 8),
+                                                     ("pos", fold_channels(lay.pos, pe), 32)])
+
+
+def threshold_pragmas(c: Cpp, lay) -> None:
+    c.pragma(f"ARRAY_PARTITION variable = {lay.ident}_thr.thr complete dim = 1")
+    c.pragma(f"ARRAY_PARTITION variable = {lay.ident}_thr.pos complete dim = 1")
+
+
 class IntThreshold(IntStreamKernel):
     kind = "ithr"
 
@@ -20,7 +44,7 @@ class IntThreshold(IntStreamKernel):
 
     @property
     def thr_w(self) -> int:
-        return signed_bits(int(abs(self.layer.thr).max()) if self.layer.thr.size else 0)
+        return threshold_bits(self.layer)
 
     def out_format(self, port: int = 0) -> StreamFormat:
         return StreamFormat("bits", self.layer.nout, self.pe)
@@ -37,29 +61,18 @@ class IntThreshold(IntStreamKernel):
         return elementwise_program(self.in_words())
 
     def resources(self) -> dict:
-        lay = self.layer
-        in_w = self.in_format().n
-        return {"lut": int(1.1 * self.pe * lay.nout * (in_w + self.thr_w * math.ceil(self.nf / 64))), "bram18": 0}
+        return {"lut": int(1.1 * self.pe * threshold_lane_bits(self.layer, self.in_format().n, self.nf)), "bram18": 0}
 
     def tap(self) -> dict | None:
         lay = self.layer
         return dict(tensor=lay.out_tensor, kind="bits", shape=list(lay.out_shape), w=self.pe, layer=lay.ident)
 
     def param_files(self) -> dict[str, str]:
-        lay, lid = self.layer, self.layer.ident
-
-        def body(c: Cpp) -> None:
-            c.line(f"typedef abcn::IntThresholdParams{targs(lay.c, self.pe, lay.nout, self.thr_w)} {lid}_thr_t;")
-            c.comment("thr[pe][nf][j], pos[pe][nf] (1: x >= thr, 0: x <= thr) for channel nf*PE + pe")
-            const_params(c, f"{lid}_thr", f"{lid}_thr_t", [("thr", fold_channels(lay.thr.T, self.pe), 8),
-                                                             ("pos", fold_channels(lay.pos, self.pe), 32)])
-
-        return {f"src/params_{lid}.hpp": self.params_header(body)}
+        return {f"src/params_{self.layer.ident}.hpp": self.params_header(
+            lambda c: threshold_params(c, self.layer, self.pe))}
 
     def top_pragmas(self, c: Cpp) -> None:
-        lid = self.layer.ident
-        c.pragma(f"ARRAY_PARTITION variable = {lid}_thr.thr complete dim = 1")
-        c.pragma(f"ARRAY_PARTITION variable = {lid}_thr.pos complete dim = 1")
+        threshold_pragmas(c, self.layer)
 
     def call(self, c: Cpp, ins: list[str], outs: list[str], counter: str) -> None:
         lay, lid = self.layer, self.layer.ident

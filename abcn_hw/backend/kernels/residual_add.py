@@ -12,6 +12,25 @@ from .int_stream import IntStreamKernel, signed_bits
 from .mvu import fold_channels
 
 
+def join_param_bits(layer) -> tuple[int, int]:
+    """(S_W, T_W): the two's-complement widths of a join's multipliers s and offsets t."""
+    return signed_bits(int(np.abs(layer.s).max())), signed_bits(int(np.abs(layer.t).max()))
+
+
+def join_params(c: Cpp, lay, pe: int) -> None:
+    """The join's parameter object ``<id>_add`` (abcn::ResidualAddParams) and its type ``<id>_add_t``."""
+    lid = lay.ident
+    c.line(f"typedef abcn::ResidualAddParams{targs(lay.c, pe, lay.k, *join_param_bits(lay))} {lid}_add_t;")
+    c.comment("s[pe][nf][k], t[pe][nf]: y = sum_k s * x_k + t for channel nf*PE + pe")
+    const_params(c, f"{lid}_add", f"{lid}_add_t", [("s", fold_channels(lay.s.T, pe), 16),
+                                                     ("t", fold_channels(lay.t, pe), 16)])
+
+
+def join_pragmas(c: Cpp, lay) -> None:
+    c.pragma(f"ARRAY_PARTITION variable = {lay.ident}_add.s complete dim = 1")
+    c.pragma(f"ARRAY_PARTITION variable = {lay.ident}_add.t complete dim = 1")
+
+
 class ResidualAdd(IntStreamKernel):
     kind = "radd"
 
@@ -25,11 +44,11 @@ class ResidualAdd(IntStreamKernel):
 
     @property
     def s_w(self) -> int:
-        return signed_bits(int(np.abs(self.layer.s).max()))
+        return join_param_bits(self.layer)[0]
 
     @property
     def t_w(self) -> int:
-        return signed_bits(int(np.abs(self.layer.t).max()))
+        return join_param_bits(self.layer)[1]
 
     def out_format(self, port: int = 0) -> StreamFormat:
         return StreamFormat("int", self.out_w, self.pe)
@@ -46,8 +65,11 @@ class ResidualAdd(IntStreamKernel):
         return elementwise_program(self.in_words(), inputs=self.n_inputs, outputs=self.n_outputs)
 
     def resources(self) -> dict:
-        lane = sum(self.s_w + self.in_format(p).n for p in range(self.n_inputs)) + self.out_w
-        return {"lut": int(1.1 * self.pe * lane), "bram18": 0}
+        return {"lut": int(1.1 * self.pe * (self.join_lane_bits() + self.out_w)), "bram18": 0}
+
+    def join_lane_bits(self) -> int:
+        """Adder bits of one PE lane's products (S_W + IN_W per input)."""
+        return sum(self.s_w + self.in_format(p).n for p in range(self.n_inputs))
 
     def tap(self) -> dict | None:
         lay = self.layer
@@ -55,20 +77,10 @@ class ResidualAdd(IntStreamKernel):
                     layer=lay.ident)
 
     def param_files(self) -> dict[str, str]:
-        lay, lid = self.layer, self.layer.ident
-
-        def body(c: Cpp) -> None:
-            c.line(f"typedef abcn::ResidualAddParams{targs(lay.c, self.pe, lay.k, self.s_w, self.t_w)} {lid}_add_t;")
-            c.comment("s[pe][nf][k], t[pe][nf]: y = sum_k s * x_k + t for channel nf*PE + pe")
-            const_params(c, f"{lid}_add", f"{lid}_add_t", [("s", fold_channels(lay.s.T, self.pe), 16),
-                                                             ("t", fold_channels(lay.t, self.pe), 16)])
-
-        return {f"src/params_{lid}.hpp": self.params_header(body)}
+        return {f"src/params_{self.layer.ident}.hpp": self.params_header(lambda c: join_params(c, self.layer, self.pe))}
 
     def top_pragmas(self, c: Cpp) -> None:
-        lid = self.layer.ident
-        c.pragma(f"ARRAY_PARTITION variable = {lid}_add.s complete dim = 1")
-        c.pragma(f"ARRAY_PARTITION variable = {lid}_add.t complete dim = 1")
+        join_pragmas(c, self.layer)
 
     def call(self, c: Cpp, ins: list[str], outs: list[str], counter: str) -> None:
         lay, lid = self.layer, self.layer.ident

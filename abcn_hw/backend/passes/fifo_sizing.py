@@ -90,6 +90,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..graph import stream_names
+
 #: estimated pipeline depths (cycles from an iteration's issue to its writes) of the kernels
 LATENCY = {"source": 0, "sink": 0, "swg": 3, "wc": 1, "pool": 2, "window_reduce": 2, "fork": 1,
            "elementwise": 3, "sum_pool": 2}
@@ -654,10 +656,8 @@ def simulate(g: TokenGraph, depths: dict[str, int] | None = None, images: int = 
 def token_graph(hw) -> TokenGraph:
     """The token graph of a kernel graph (backend.graph.HwGraph): every kernel's
     ``token_program()``, the accelerator's input as a source (``host_in``) and its output as a sink
-    (``host_out``); edges named as the generated streams (emit.stream_names: ``in``, ``out``,
+    (``host_out``); edges named as the generated streams (graph.stream_names: ``in``, ``out``,
     ``s<i>_<kernel>[_<port>]``)."""
-    from ..emit import stream_names
-
     names = stream_names(hw)
     g = TokenGraph()
     progs = {id(k): k.token_program() for k in hw.nodes}
@@ -687,8 +687,6 @@ def size_graph_fifos(hw, images: int = 2) -> SizingResult:
     in/out streams are AXI ports and keep theirs) and keeps the result as ``hw.fifo_sizing``.
     Memoised per process on the kernels (the same layer objects at the same folding: the design-
     space search sizes the same graphs many times)."""
-    from ..emit import stream_names
-
     order = hw.topo_order()
     key = (images,) + tuple((id(k.layer), type(k).__name__, k.ident, k.cycles(), k.in_width(), k.out_width(),
                              k.in_words(), k.out_words()) for k in order) \
