@@ -13,8 +13,9 @@ directory's metrics.json, which holds the command that produced it.
 
 Recipes (``--recipe``, for the ABC points; float and stock always train with ``baseline``):
 ``baseline`` (Adam + cosine), ``kd`` (distillation from the float run of the same seed, which is
-trained first), ``warmup`` (``--warmup-epochs``), ``full`` (kd + warmup). ``--bn-reestimate K``
-adds batch-norm re-estimation to every run; each run also records its accuracy before it.
+trained first), ``warmup`` (``--warmup-epochs``), ``full`` (kd + warmup). Batch-norm re-estimation
+is ``abcn-hw train``'s default (50 batches for ABC and float, off for stock); ``--bn-reestimate K``
+passes K to every run (0: off everywhere); each run records its accuracy before re-estimation.
 ``--ablate MxN`` trains that point (seed ``--ablate-seeds``) with each recipe, so every option is
 measured alone.
 """
@@ -53,7 +54,9 @@ def main() -> None:
     p.add_argument("--limit-train", type=int, help="train on the first K training images (the test split stays whole)")
     p.add_argument("--recipe", choices=RECIPES, default="baseline", help="recipe of the ABC points")
     p.add_argument("--warmup-epochs", type=int, default=1)
-    p.add_argument("--bn-reestimate", type=int, default=0, metavar="K")
+    p.add_argument("--bn-reestimate", type=int, metavar="K",
+                   help="batch-norm re-estimation batches for every run (default: abcn-hw train's, "
+                        "50 for ABC and float, 0 for stock; 0: off)")
     p.add_argument("--ablate", metavar="MxN", help="also train this point with every recipe")
     p.add_argument("--ablate-seeds", type=int, nargs="+", default=[0])
     p.add_argument("--name", default="accuracy", help="results file stem in --results")
@@ -67,7 +70,9 @@ def main() -> None:
     points = [GridPoint.parse(t) for t in a.points.split(",")]
     common = (["--dataset", a.dataset] if a.dataset else []) + (["--data-dir", a.data_dir] if a.data_dir else [])
     common += (["--limit-train", str(a.limit_train)] if a.limit_train else [])
-    common += (["--bn-reestimate", str(a.bn_reestimate)] if a.bn_reestimate else [])
+    if a.bn_reestimate is not None and a.bn_reestimate < 0:
+        p.error(f"--bn-reestimate must be an integer >= 0, got {a.bn_reestimate}")
+    common += (["--bn-reestimate", str(a.bn_reestimate)] if a.bn_reestimate is not None else [])
     float_point = GridPoint.parse("float")
     needs_teacher = a.recipe in ("kd", "full") or a.ablate
     seeds_all = sorted(set(a.seeds) | (set(a.ablate_seeds) if a.ablate else set()))
@@ -132,7 +137,7 @@ def main() -> None:
             args.append(f"{flag} {v}")
     if a.recipe != "baseline":
         args += [f"--recipe {a.recipe}", f"--warmup-epochs {a.warmup_epochs}"]
-    if a.bn_reestimate:
+    if a.bn_reestimate is not None:
         args.append(f"--bn-reestimate {a.bn_reestimate}")
     if a.ablate:
         args += [f"--ablate {a.ablate}", "--ablate-seeds " + " ".join(map(str, a.ablate_seeds))]
