@@ -213,6 +213,27 @@ def test_bn_reestimation_is_not_the_default_for_stock_binary(tmp_path):
     assert asked.bn_reestimate == 7
 
 
+def test_resume_keeps_the_runs_own_bn_reestimate(tmp_path, monkeypatch):
+    """A run started with re-estimation off (or before it became the default: a checkpoint without the
+    option) resumes without it when the option is not given, instead of taking today's default."""
+    straight = train_run(tiny(tmp_path / "straight", epochs=2, bn_reestimate=0))
+    for name, strip_option in (("off", False), ("old", True)):
+        out = tmp_path / name
+        with monkeypatch.context() as mp:
+            _interrupt_at_epoch(mp, 2)
+            with pytest.raises(KeyboardInterrupt):
+                train_run(tiny(out, epochs=2, bn_reestimate=0))
+        if strip_option:
+            state = torch.load(out / "checkpoint.pt", weights_only=False)
+            del state["train_config"]["bn_reestimate"]
+            torch.save(state, out / "checkpoint.pt")
+        with pytest.raises(UsageError, match=r"--bn-reestimate 50 \(run has 0\)"):  # given: it must match
+            train_run(tiny(out, epochs=2, bn_reestimate=50, resume=True))
+        resumed = train_run(tiny(out, epochs=2, resume=True))
+        assert resumed.metrics["recipe"]["bn_reestimate_batches"] == 0, name
+        assert state_equal(straight.model.state_dict(), resumed.model.state_dict()), name
+
+
 def test_bad_bn_reestimate_is_one_line_error(tmp_path, capsys):
     rc = cli_main(["train", "--model", "tfc", "--weight-bases", "1", "--act-bases", "1", "--bn-reestimate", "-1",
                    "--out", str(tmp_path / "run")])
