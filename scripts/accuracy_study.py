@@ -42,6 +42,18 @@ def recipe_options(recipe: str, teacher: Path, warmup: int) -> list[str]:
     return opts
 
 
+def with_before_column(rows: list[dict], table: str) -> str:
+    """``table`` (one line per row) plus each run's accuracy before batch-norm re-estimation ("-": that
+    run did not re-estimate, e.g. the stock binary one under the default), when any run re-estimated."""
+    if not any(v is not None for r in rows for v in r.get("before_bn_reestimate", [])):
+        return table
+    head, rule, *body = table.split("\n")
+    cells = [", ".join("-" if v is None else f"{100 * v:.2f}" for v in r.get("before_bn_reestimate", []))
+             for r in rows]
+    return "\n".join([head + " before BN re-estimation |", rule + "---|"]
+                     + [line + f" {c} |" for line, c in zip(body, cells)])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="lenet")
@@ -151,21 +163,25 @@ def main() -> None:
             "command": "python scripts/accuracy_study.py " + " ".join(args)}
     (a.results / f"{a.name}.json").write_text(json.dumps({"meta": meta, "rows": rows, "ablation": ablation},
                                                           indent=2) + "\n")
-    table = markdown_table(rows)
+    table = with_before_column(rows, markdown_table(rows))
     abl = ""
     if ablation:
         what = {"baseline": "Adam + cosine (baseline)", "kd": "+ distillation from the float run",
                 "warmup": f"+ {a.warmup_epochs} warm-up epoch(s)", "full": "+ distillation + warm-up"}
+        batches = "the default 50" if a.bn_reestimate is None else a.bn_reestimate
         abl = (f"\n\nRecipe ablation, {ablation[0]['setting']} (every run re-estimates batch norm from "
-               f"{a.bn_reestimate} batches; the last column is the same run before that):\n\n"
+               f"{batches} batches; the last column is the same run before that):\n\n"
                "| recipe | seed | test accuracy | before BN re-estimation |\n|---|---|---|---|\n")
         abl += "\n".join(
             f"| {what[r['recipe']]} | {r['seed']} | not run | |" if r["test_accuracy"] is None else
             f"| {what[r['recipe']]} | {r['seed']} | {100 * r['test_accuracy']:.2f}% | "
             + (f"{100 * r['before_bn_reestimate']:.2f}%" if r["before_bn_reestimate"] is not None else "-") + " |"
             for r in ablation)
+    bn_text = ("abcn-hw train's default (50 batches for ABC and float, off for stock)" if a.bn_reestimate is None
+               else f"from {a.bn_reestimate} batches for every run" if a.bn_reestimate else "off")
     (a.results / f"{a.name}.md").write_text(
-        f"{a.model} on {dataset}, {a.epochs} epochs, seeds {a.seeds}, ABC recipe {a.recipe}; "
+        f"{a.model} on {dataset}, {a.epochs} epochs, seeds {a.seeds}, ABC recipe {a.recipe}, batch-norm "
+        f"re-estimation {bn_text}; "
         f"`{meta['command']}`\n\n{table}{abl}\n")
     plot_accuracy(rows, a.results / f"{a.name}.png", f"{a.model}, {dataset}, {a.epochs} epochs")
     print(table + abl)
