@@ -248,7 +248,8 @@ def test_bad_bn_reestimate_is_one_line_error(tmp_path, capsys):
     (dict(kd_weight=0.5), "--kd-weight needs a teacher"), (dict(kd_temperature=2.0), "--kd-temperature needs"),
     (dict(teacher="t", kd_weight=1.5), "--kd-weight must be"), (dict(teacher="t", kd_temperature=0.0), "--kd-temperature"),
     (dict(warmup_epochs=-1), "--warmup-epochs must be"), (dict(warmup_epochs=1), "leaves no epoch"),
-    (dict(bn_reestimate=-2), "--bn-reestimate must be"),
+    (dict(bn_reestimate=-2), "--bn-reestimate must be"), (dict(bn_reestimate=True), "--bn-reestimate must be"),
+    (dict(bn_reestimate=2.5), "--bn-reestimate must be"),
 ])
 def test_recipe_option_validation(tmp_path, over, match):
     with pytest.raises(UsageError, match=match):

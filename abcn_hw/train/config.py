@@ -150,7 +150,8 @@ class TrainConfig:
         if self.bn_reestimate is None:
             self.bn_reestimate = default_bn_reestimate(self.model)
         for flag, v, example in (("--warmup-epochs", self.warmup_epochs, "1 (epochs)"),
-                                 ("--bn-reestimate", self.bn_reestimate, f"{DEFAULT_BN_REESTIMATE} (training batches)")):
+                                 ("--bn-reestimate", self.bn_reestimate,
+                                  f"{DEFAULT_BN_REESTIMATE} (training batches)")):
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise UsageError(f"{flag} must be an integer >= 0, got {v!r}",
                                  fix=f"pass e.g. {flag} {example}, or {flag} 0 to turn it off")
