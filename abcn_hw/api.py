@@ -404,13 +404,15 @@ def _pct(x: float | None) -> str:
 def fit(model: str, out: PathLike, *, weight_bases: int | str | None = 3, act_bases: int | str | None = 3,
         dataset: str | None = None, data_dir: PathLike | None = None, scale_grid: str = "fixed",
         scale_bits: int = 4, epochs: int = 10, batch_size: int = 128, lr: float | None = None, seed: int = 0,
-        limit_train: int | None = None, limit_test: int | None = None, resume: bool = False,
-        force: bool = False, quiet: bool = False) -> TrainResult:
+        limit_train: int | None = None, limit_test: int | None = None, bn_reestimate: int | None = None,
+        resume: bool = False, force: bool = False, quiet: bool = False) -> TrainResult:
     """Train ``model`` (see ``abcn-hw models``) with M = ``weight_bases`` and N = ``act_bases``
     binary bases (``"float"``: the full-precision reference; ``None`` for ``lenet-stock``) and
     export it to QONNX: writes OUT/model.pt, model.onnx, metrics.json (``abcn-hw train``).
 
-    Bit-reproducible on CPU for a given ``seed``. ``quiet``: no per-batch bar or per-epoch lines."""
+    Bit-reproducible on CPU for a given ``seed``. ``quiet``: no per-batch bar or per-epoch lines.
+    ``bn_reestimate``: batch-norm re-estimation batches after training (``None``: 50 for ABC and float
+    models, 0 for ``lenet-stock``; 0: off), as ``--bn-reestimate``."""
     from .train import STOCK_MODELS, TrainConfig
 
     if model in STOCK_MODELS:  # Brevitas' stock binary layers: no ABC bases to choose
@@ -418,8 +420,8 @@ def fit(model: str, out: PathLike, *, weight_bases: int | str | None = 3, act_ba
     cfg = TrainConfig(model=model, out=Path(out), weight_bases=weight_bases, act_bases=act_bases, dataset=dataset,
                       data_dir=Path(data_dir) if data_dir is not None else None, scale_grid=scale_grid,
                       scale_bits=scale_bits, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                      limit_train=limit_train, limit_test=limit_test, resume=resume, force=force, quiet=quiet,
-                      command=["abcn_hw.fit", model])
+                      limit_train=limit_train, limit_test=limit_test, bn_reestimate=bn_reestimate, resume=resume,
+                      force=force, quiet=quiet, command=["abcn_hw.fit", model])
     return fit_config(cfg)
 
 

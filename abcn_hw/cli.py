@@ -234,7 +234,8 @@ def _train_config(args: argparse.Namespace):
     arg("--warmup-epochs", type=int, metavar="E", help="linear learning-rate warm-up before the cosine decay "
                                                        "(default 0)"),
     arg("--bn-reestimate", type=int, metavar="K", help="after training, recompute batch-norm statistics from K "
-                                                       "training batches (default 0: off)"),
+                                                       "training batches (default 50 for ABC and float models, "
+                                                       "0 for lenet-stock; 0: off)"),
     arg("--resume", action="store_true", help="continue the unfinished run in --out from its last finished epoch"),
     arg("--force", action="store_true", help="overwrite a finished run in --out (or write into a non-empty folder)"),
     arg("--quiet", action="store_true", help="no progress bars or per-epoch lines"),

@@ -13,8 +13,9 @@ directory's metrics.json, which holds the command that produced it.
 
 Recipes (``--recipe``, for the ABC points; float and stock always train with ``baseline``):
 ``baseline`` (Adam + cosine), ``kd`` (distillation from the float run of the same seed, which is
-trained first), ``warmup`` (``--warmup-epochs``), ``full`` (kd + warmup). ``--bn-reestimate K``
-adds batch-norm re-estimation to every run; each run also records its accuracy before it.
+trained first), ``warmup`` (``--warmup-epochs``), ``full`` (kd + warmup). Batch-norm re-estimation
+is ``abcn-hw train``'s default (50 batches for ABC and float, off for stock); ``--bn-reestimate K``
+passes K to every run (0: off everywhere); each run records its accuracy before re-estimation.
 ``--ablate MxN`` trains that point (seed ``--ablate-seeds``) with each recipe, so every option is
 measured alone.
 """
@@ -41,6 +42,18 @@ def recipe_options(recipe: str, teacher: Path, warmup: int) -> list[str]:
     return opts
 
 
+def with_before_column(rows: list[dict], table: str) -> str:
+    """``table`` (one line per row) plus each run's accuracy before batch-norm re-estimation ("-": that
+    run did not re-estimate, e.g. the stock binary one under the default), when any run re-estimated."""
+    if not any(v is not None for r in rows for v in r.get("before_bn_reestimate", [])):
+        return table
+    head, rule, *body = table.split("\n")
+    cells = [", ".join("-" if v is None else f"{100 * v:.2f}" for v in r.get("before_bn_reestimate", []))
+             for r in rows]
+    return "\n".join([head + " before BN re-estimation |", rule + "---|"]
+                     + [line + f" {c} |" for line, c in zip(body, cells)])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="lenet")
@@ -53,7 +66,9 @@ def main() -> None:
     p.add_argument("--limit-train", type=int, help="train on the first K training images (the test split stays whole)")
     p.add_argument("--recipe", choices=RECIPES, default="baseline", help="recipe of the ABC points")
     p.add_argument("--warmup-epochs", type=int, default=1)
-    p.add_argument("--bn-reestimate", type=int, default=0, metavar="K")
+    p.add_argument("--bn-reestimate", type=int, metavar="K",
+                   help="batch-norm re-estimation batches for every run (default: abcn-hw train's, "
+                        "50 for ABC and float, 0 for stock; 0: off)")
     p.add_argument("--ablate", metavar="MxN", help="also train this point with every recipe")
     p.add_argument("--ablate-seeds", type=int, nargs="+", default=[0])
     p.add_argument("--name", default="accuracy", help="results file stem in --results")
@@ -67,7 +82,9 @@ def main() -> None:
     points = [GridPoint.parse(t) for t in a.points.split(",")]
     common = (["--dataset", a.dataset] if a.dataset else []) + (["--data-dir", a.data_dir] if a.data_dir else [])
     common += (["--limit-train", str(a.limit_train)] if a.limit_train else [])
-    common += (["--bn-reestimate", str(a.bn_reestimate)] if a.bn_reestimate else [])
+    if a.bn_reestimate is not None and a.bn_reestimate < 0:
+        p.error(f"--bn-reestimate must be an integer >= 0, got {a.bn_reestimate}")
+    common += (["--bn-reestimate", str(a.bn_reestimate)] if a.bn_reestimate is not None else [])
     float_point = GridPoint.parse("float")
     needs_teacher = a.recipe in ("kd", "full") or a.ablate
     seeds_all = sorted(set(a.seeds) | (set(a.ablate_seeds) if a.ablate else set()))
@@ -132,7 +149,7 @@ def main() -> None:
             args.append(f"{flag} {v}")
     if a.recipe != "baseline":
         args += [f"--recipe {a.recipe}", f"--warmup-epochs {a.warmup_epochs}"]
-    if a.bn_reestimate:
+    if a.bn_reestimate is not None:
         args.append(f"--bn-reestimate {a.bn_reestimate}")
     if a.ablate:
         args += [f"--ablate {a.ablate}", "--ablate-seeds " + " ".join(map(str, a.ablate_seeds))]
@@ -146,21 +163,25 @@ def main() -> None:
             "command": "python scripts/accuracy_study.py " + " ".join(args)}
     (a.results / f"{a.name}.json").write_text(json.dumps({"meta": meta, "rows": rows, "ablation": ablation},
                                                           indent=2) + "\n")
-    table = markdown_table(rows)
+    table = with_before_column(rows, markdown_table(rows))
     abl = ""
     if ablation:
         what = {"baseline": "Adam + cosine (baseline)", "kd": "+ distillation from the float run",
                 "warmup": f"+ {a.warmup_epochs} warm-up epoch(s)", "full": "+ distillation + warm-up"}
+        batches = "the default 50" if a.bn_reestimate is None else a.bn_reestimate
         abl = (f"\n\nRecipe ablation, {ablation[0]['setting']} (every run re-estimates batch norm from "
-               f"{a.bn_reestimate} batches; the last column is the same run before that):\n\n"
+               f"{batches} batches; the last column is the same run before that):\n\n"
                "| recipe | seed | test accuracy | before BN re-estimation |\n|---|---|---|---|\n")
         abl += "\n".join(
             f"| {what[r['recipe']]} | {r['seed']} | not run | |" if r["test_accuracy"] is None else
             f"| {what[r['recipe']]} | {r['seed']} | {100 * r['test_accuracy']:.2f}% | "
             + (f"{100 * r['before_bn_reestimate']:.2f}%" if r["before_bn_reestimate"] is not None else "-") + " |"
             for r in ablation)
+    bn_text = ("abcn-hw train's default (50 batches for ABC and float, off for stock)" if a.bn_reestimate is None
+               else f"from {a.bn_reestimate} batches for every run" if a.bn_reestimate else "off")
     (a.results / f"{a.name}.md").write_text(
-        f"{a.model} on {dataset}, {a.epochs} epochs, seeds {a.seeds}, ABC recipe {a.recipe}; "
+        f"{a.model} on {dataset}, {a.epochs} epochs, seeds {a.seeds}, ABC recipe {a.recipe}, batch-norm "
+        f"re-estimation {bn_text}; "
         f"`{meta['command']}`\n\n{table}{abl}\n")
     plot_accuracy(rows, a.results / f"{a.name}.png", f"{a.model}, {dataset}, {a.epochs} epochs")
     print(table + abl)

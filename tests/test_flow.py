@@ -32,6 +32,9 @@ def test_flow_verifies_bit_exact_and_reports(flow_dir):
     assert html.count("data:image/png;base64,") >= 2 and "Verdict: PASS" in html
     for f in ("report.md", "lowered.onnx", "build/report.json", "csim/outputs.npy", "verify.json"):
         assert (flow_dir / f).exists(), f
+    # the model was trained with the default recipe, batch-norm re-estimation included, and still verifies
+    train = json.loads((flow_dir / "train" / "metrics.json").read_text())
+    assert train["recipe"]["bn_reestimate_batches"] == 50 and train["test_accuracy_before_bn_reestimate"] is not None
 
 
 def test_flow_resumes_without_redoing_finished_stages(flow_dir, capsys, monkeypatch):
@@ -99,6 +102,10 @@ def test_flow_baselines_follow_the_options(tmp_path):
     assert FlowConfig(out=tmp_path, model="lfc").stock_model is None  # no stock variant of lfc
     cfg = FlowConfig(out=tmp_path).train_config(stock=True)
     assert cfg.model == "lenet-stock" and cfg.out == tmp_path / "stock" and cfg.weight_bases is None
+    # batch-norm re-estimation: the default for the ABC model and the float reference, not the stock baseline
+    flow = FlowConfig(out=tmp_path)
+    assert [flow.train_config(**k).validate().bn_reestimate for k in ({}, {"reference": True}, {"stock": True})] \
+        == [50, 50, 0]
 
 
 @pytest.mark.slow

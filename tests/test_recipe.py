@@ -2,6 +2,7 @@
 batch-norm re-estimation; each is used when asked for, resumes deterministically and rejects bad input."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from abcn_hw.cli import main as cli_main
+from abcn_hw.data import load_dataset
 from abcn_hw.errors import CheckpointError, UsageError
-from abcn_hw.train import train_run
+from abcn_hw.train import DEFAULT_BN_REESTIMATE, default_bn_reestimate, train_run
 from abcn_hw.train import session as session_mod
 from abcn_hw.train.loop import DistillationLoss, WarmupCosine, make_scheduler, reestimate_batchnorm
 from test_train import _interrupt_at_epoch, state_equal, tiny
@@ -158,13 +160,96 @@ def test_recipe_run_and_resume_equals_uninterrupted(tmp_path, teacher, monkeypat
     assert strip(straight.metrics["history"]) == strip(resumed.metrics["history"])
 
 
+# -- the default recipe -------------------------------------------------------------------------------------------
+
+def _bn_stats_changed(run: Path) -> bool:
+    """True when model.pt's batch-norm statistics differ from the last epoch's checkpoint (weights equal)."""
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)["state_dict"]
+    saved = torch.load(run / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(saved[k], ckpt[k]) for k in saved if k.endswith("weight"))
+    stats = [k for k in saved if k.endswith(("running_mean", "running_var"))]
+    assert stats, "the model has no batch norm"
+    return any(not torch.equal(saved[k], ckpt[k]) for k in stats)
+
+
+def _cli_train(run: Path, *opts: str) -> dict:
+    rc = cli_main(["train", *opts, "--epochs", "1", "--batch-size", "32", "--limit-train", "96", "--limit-test", "48",
+                   "--quiet", "--out", str(run)])
+    assert rc == 0
+    return json.loads((run / "metrics.json").read_text())
+
+
+def test_bn_reestimation_is_the_default_for_abc_models(tmp_path):
+    """abcn-hw train without --bn-reestimate re-estimates from DEFAULT_BN_REESTIMATE batches (here the
+    96 images are 3 batches: all of them), records it, and the export stays bit-exact; 0 turns it off."""
+    from abcn_hw.backend import compile as compile_project
+    from abcn_hw.sim import verify
+
+    assert DEFAULT_BN_REESTIMATE == 50
+    m = _cli_train(tmp_path / "abc", "--model", "tfc", "--weight-bases", "1", "--act-bases", "2")
+    assert m["recipe"]["bn_reestimate_batches"] == 50
+    assert m["test_accuracy_before_bn_reestimate"] == m["history"][-1]["test_accuracy"]
+    assert _bn_stats_changed(tmp_path / "abc")
+    assert m["export_bit_exact"] is True and m["export_fidelity"]["equal_fraction"] == 1.0
+    test = load_dataset("mnist", limit_train=1, limit_test=32).test
+    compile_project(tmp_path / "abc" / "model.onnx", tmp_path / "build")
+    res = verify(tmp_path / "abc" / "model.onnx", tmp_path / "build", test.images)
+    assert res.ok and res.bit_exact and res.mismatches == 0 and res.lowering_exact
+    off = _cli_train(tmp_path / "off", "--model", "tfc", "--weight-bases", "1", "--act-bases", "2",
+                     "--bn-reestimate", "0")
+    assert off["recipe"]["bn_reestimate_batches"] == 0 and off["test_accuracy_before_bn_reestimate"] is None
+    assert not _bn_stats_changed(tmp_path / "off")
+    strip = lambda hist: [{k: v for k, v in h.items() if k != "seconds"} for h in hist]  # noqa: E731
+    assert strip(off["history"]) == strip(m["history"])  # the same training; only the statistics after it differ
+
+
+def test_bn_reestimation_is_not_the_default_for_stock_binary(tmp_path):
+    """The stock binary baseline, whose accuracy re-estimation lowered, trains without it unless asked."""
+    m = _cli_train(tmp_path / "stock", "--model", "lenet-stock")
+    assert m["recipe"]["bn_reestimate_batches"] == 0 and m["test_accuracy_before_bn_reestimate"] is None
+    assert not _bn_stats_changed(tmp_path / "stock")
+    assert default_bn_reestimate("lenet-stock") == 0 and default_bn_reestimate("lenet") == 50
+    asked = tiny(tmp_path / "x", model="lenet-stock", weight_bases=None, act_bases=None, bn_reestimate=7).validate()
+    assert asked.bn_reestimate == 7
+
+
+def test_resume_keeps_the_runs_own_bn_reestimate(tmp_path, monkeypatch):
+    """A run started with re-estimation off (or before it became the default: a checkpoint without the
+    option) resumes without it when the option is not given, instead of taking today's default."""
+    straight = train_run(tiny(tmp_path / "straight", epochs=2, bn_reestimate=0))
+    for name, strip_option in (("off", False), ("old", True)):
+        out = tmp_path / name
+        with monkeypatch.context() as mp:
+            _interrupt_at_epoch(mp, 2)
+            with pytest.raises(KeyboardInterrupt):
+                train_run(tiny(out, epochs=2, bn_reestimate=0))
+        if strip_option:
+            state = torch.load(out / "checkpoint.pt", weights_only=False)
+            del state["train_config"]["bn_reestimate"]
+            torch.save(state, out / "checkpoint.pt")
+        with pytest.raises(UsageError, match=r"--bn-reestimate 50 \(run has 0\)"):  # given: it must match
+            train_run(tiny(out, epochs=2, bn_reestimate=50, resume=True))
+        resumed = train_run(tiny(out, epochs=2, resume=True))
+        assert resumed.metrics["recipe"]["bn_reestimate_batches"] == 0, name
+        assert state_equal(straight.model.state_dict(), resumed.model.state_dict()), name
+
+
+def test_bad_bn_reestimate_is_one_line_error(tmp_path, capsys):
+    rc = cli_main(["train", "--model", "tfc", "--weight-bases", "1", "--act-bases", "1", "--bn-reestimate", "-1",
+                   "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and err[0].startswith("abcn-hw train: error: --bn-reestimate must be")
+    assert "--bn-reestimate 0 to turn it off" in err[0] and not (tmp_path / "run").exists()
+
+
 # -- option checks ------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("over, match", [
     (dict(kd_weight=0.5), "--kd-weight needs a teacher"), (dict(kd_temperature=2.0), "--kd-temperature needs"),
     (dict(teacher="t", kd_weight=1.5), "--kd-weight must be"), (dict(teacher="t", kd_temperature=0.0), "--kd-temperature"),
     (dict(warmup_epochs=-1), "--warmup-epochs must be"), (dict(warmup_epochs=1), "leaves no epoch"),
-    (dict(bn_reestimate=-2), "--bn-reestimate must be"),
+    (dict(bn_reestimate=-2), "--bn-reestimate must be"), (dict(bn_reestimate=True), "--bn-reestimate must be"),
+    (dict(bn_reestimate=2.5), "--bn-reestimate must be"),
 ])
 def test_recipe_option_validation(tmp_path, over, match):
     with pytest.raises(UsageError, match=match):

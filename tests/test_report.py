@@ -130,8 +130,9 @@ def test_run_grid_reuses_a_run_only_with_the_same_command(tmp_path, monkeypatch)
     cmd = grid._train_command("lenet", point, 0, 2, run_dir, opts) + ["--force"]
     assert cmd[:3] == [sys.executable, "-m", "abcn_hw.cli"]
     run_dir.mkdir(parents=True)
-    (run_dir / "metrics.json").write_text(json.dumps({"command": ["abcn-hw"] + cmd[3:], "test_accuracy": 0.5,
-                                                      "epochs": 2, "seed": 0}))
+    metrics = {"command": ["abcn-hw"] + cmd[3:], "test_accuracy": 0.5, "epochs": 2, "seed": 0,
+               "recipe": {"bn_reestimate_batches": 50}}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
     calls = []
 
     def fake_run(c, **kw):
@@ -144,3 +145,14 @@ def test_run_grid_reuses_a_run_only_with_the_same_command(tmp_path, monkeypatch)
     other = grid.run_grid("lenet", [point], [0], 2, tmp_path / "runs", jobs=1, extra=["--warmup-epochs", "2"],
                           log=lambda s: None)
     assert len(calls) == 1 and other[0].error == "boom" and "--warmup-epochs" in calls[0]
+    # the same command line, recorded before batch-norm re-estimation became the default: trained again
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "recipe": {"bn_reestimate_batches": 0}}))
+    old = grid.run_grid("lenet", [point], [0], 2, tmp_path / "runs", jobs=1, extra=opts, log=lambda s: None)
+    assert len(calls) == 2 and old[0].error == "boom"
+    # ... unless the grid pins it off
+    off = opts + ["--bn-reestimate", "0"]
+    cmd_off = grid._train_command("lenet", point, 0, 2, run_dir, off) + ["--force"]
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "recipe": {"bn_reestimate_batches": 0},
+                                                      "command": ["abcn-hw"] + cmd_off[3:]}))
+    pinned = grid.run_grid("lenet", [point], [0], 2, tmp_path / "runs", jobs=1, extra=off, log=lambda s: None)
+    assert len(calls) == 2 and pinned[0].metrics["test_accuracy"] == 0.5

@@ -8,6 +8,7 @@ onnxruntime's (the qonnx executor), instead of trusting the ``export_bit_exact``
 the entry's JSON.
 """
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -96,8 +97,13 @@ def test_zoo_is_complete():
         for key in ("dataset", "split", "test_accuracy", "seed", "command", "export_bit_exact"):
             assert key in meta, (name, key)
         assert meta["export_test_accuracy"] == meta["test_accuracy"]
-        if meta["dataset"] == "fashion-mnist":
-            assert meta["split"]["test"] == 10000 and "--data-dir" in meta["command"]
+        if meta["dataset"] == "fashion-mnist":  # trained on all of Fashion-MNIST, with the budget stated
+            assert meta["split"] == {"train": 60000, "test": 10000} and "--data-dir" in meta["command"]
+            assert "--limit-train" not in meta["command"] and f"{meta['epochs']} epochs" in meta["budget"]
+        # the command pins batch-norm re-estimation, so it reproduces the entry whatever the default
+        pinned = re.findall(r"--bn-reestimate (\d+)", meta["command"])
+        assert len(pinned) == 1, (name, meta["command"])
+        assert int(pinned[0]) == (meta.get("recipe") or {}).get("bn_reestimate_batches", 0), name
 
 
 def test_stored_fashion_images_are_the_loader_input():

@@ -54,6 +54,18 @@ class JobResult:
     error: str | None = None
 
 
+def _reusable(metrics: dict, model: str, cmd: list[str]) -> bool:
+    """A finished run's metrics.json made by ``cmd`` (the ``abcn-hw train`` command line, options from
+    index 3) under the defaults of today: batch-norm re-estimation became the default after runs
+    without it were recorded with the same command line."""
+    from ..train.config import default_bn_reestimate
+
+    if metrics.get("command", [])[1:] != cmd[3:]:
+        return False
+    want = int(cmd[cmd.index("--bn-reestimate") + 1]) if "--bn-reestimate" in cmd else default_bn_reestimate(model)
+    return (metrics.get("recipe") or {}).get("bn_reestimate_batches", 0) == want
+
+
 def _train_command(model: str, point: GridPoint, seed: int, epochs: int, run_dir: Path,
                    extra: list[str]) -> list[str]:
     cmd = [sys.executable, "-m", "abcn_hw.cli", "train", "--model", model + point.model_suffix,
@@ -76,7 +88,8 @@ def run_grid(model: str, points: list[GridPoint], seeds: list[int], epochs: int,
 
     ``extra`` is a list of further ``abcn-hw train`` options, or a function ``(point, seed) -> list``
     (e.g. a per-seed ``--teacher``). ``tasks`` (a list of (point, seed, run_dir, options)) replaces
-    the grid when given. Finished runs (a metrics.json with the same command) are reused, so an
+    the grid when given. Finished runs (a metrics.json with the same command, trained with the batch-norm
+    re-estimation that command means today) are reused, so an
     interrupted study resumes; with ``train=False`` nothing is trained and the other runs are
     reported as not run."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -94,7 +107,7 @@ def run_grid(model: str, points: list[GridPoint], seeds: list[int], epochs: int,
         cmd = _train_command(model, point, seed, epochs, run_dir, list(opts)) + ["--force"]
         if metrics_file.exists():
             metrics = json.loads(metrics_file.read_text())
-            if metrics.get("command", [])[1:] == cmd[3:]:
+            if _reusable(metrics, model + point.model_suffix, cmd):
                 return JobResult(point, seed, run_dir, metrics)
         if not train:
             return JobResult(point, seed, run_dir, error=NOT_RUN)

@@ -13,7 +13,15 @@ from .checkpoint import (
     read_checkpoint,
     save_model,
 )
-from .config import DEFAULT_LR, STOCK_MODELS, TrainConfig, default_lr, parse_bases
+from .config import (
+    DEFAULT_BN_REESTIMATE,
+    DEFAULT_LR,
+    STOCK_MODELS,
+    TrainConfig,
+    default_bn_reestimate,
+    default_lr,
+    parse_bases,
+)
 from .determinism import deterministic, epoch_seed, seed_everything
 from .distributed import DistContext
 from .export_check import ExportReport, measure_export
@@ -22,9 +30,10 @@ from .rundir import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE, ONNX_FILE, read_m
 from .session import RunResult, build_seeded_model, plan_run, resolve_model_name, saved_train_config, train_run
 
 __all__ = [
-    "CHECKPOINT_FILE", "DEFAULT_LR", "DistContext", "ExportReport", "FORMAT_VERSION",
+    "CHECKPOINT_FILE", "DEFAULT_BN_REESTIMATE", "DEFAULT_LR", "DistContext", "ExportReport", "FORMAT_VERSION",
     "METRICS_FILE", "MODEL_FILE", "MODEL_FORMAT", "ONNX_FILE", "RunResult", "STOCK_MODELS", "TRAIN_STATE_FORMAT",
-    "TrainConfig", "build_seeded_model", "default_lr", "deterministic", "epoch_seed", "evaluate", "load_checkpoint",
+    "TrainConfig", "build_seeded_model", "default_bn_reestimate", "default_lr", "deterministic", "epoch_seed",
+    "evaluate", "load_checkpoint",
     "make_optimizer", "make_scheduler", "measure_export", "model_payload", "parse_bases", "plan_run", "predict",
     "read_checkpoint", "read_metrics", "resolve_model_name", "save_model", "saved_train_config", "seed_everything",
     "train_epoch", "train_loader", "train_run",

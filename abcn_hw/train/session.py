@@ -237,6 +237,10 @@ def _check_out(cfg: TrainConfig) -> rundir.OutState:
 
 def plan_run(cfg: TrainConfig) -> _Plan:
     """Validate every input and load what the run needs; writes nothing."""
+    if cfg.resume and cfg.bn_reestimate is None and (Path(cfg.out) / rundir.CHECKPOINT_FILE).exists():
+        # not given: the run's own choice, not today's default (a run started before re-estimation
+        # became the default resumes as it began)
+        cfg.bn_reestimate = saved_train_config(cfg.out).get("bn_reestimate", RECIPE_DEFAULTS["bn_reestimate"])
     cfg.validate()
     _, default_dataset = resolve_model_name(cfg.model)
     if cfg.dataset is None:
