@@ -23,16 +23,22 @@ import torch
 from torch import nn
 
 
-def _layers():
+def _layers(brevitas_scale: bool = False):
+    """Layer makers; ``brevitas_scale``: Brevitas' own SignedBinaryWeightPerTensorConst (constant
+    scale 0.1, not dyadic: the layers are rounded, under the prediction-agreement contract)."""
     from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
-    from brevitas.quant import Int8ActPerTensorFixedPoint, Int32Bias, SignedBinaryActPerTensorConst
+    from brevitas.quant import (Int8ActPerTensorFixedPoint, Int32Bias, SignedBinaryActPerTensorConst,
+                                SignedBinaryWeightPerTensorConst)
     from brevitas_examples.bnn_pynq.models.common import CommonWeightQuant
 
+    wq = dict(weight_quant=SignedBinaryWeightPerTensorConst) if brevitas_scale else \
+        dict(weight_bit_width=1, weight_quant=CommonWeightQuant)
+
     def conv(cin, cout, k, **kw):
-        return QuantConv2d(cin, cout, k, weight_bit_width=1, weight_quant=CommonWeightQuant, **kw)
+        return QuantConv2d(cin, cout, k, **wq, **kw)
 
     def linear(fin, fout, **kw):
-        return QuantLinear(fin, fout, weight_bit_width=1, weight_quant=CommonWeightQuant, **kw)
+        return QuantLinear(fin, fout, **wq, **kw)
 
     def act():
         return QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True)
@@ -48,12 +54,16 @@ class BiasConvNet(nn.Module):
     the affine before the next quantizer) -> binary -> max pool -> flatten -> linear(bias) logits;
     ``final_conv``: the logits come from a full-size conv with a bias (a conv's output affine)."""
 
-    def __init__(self, final_conv: bool = False, dyadic_bias: bool = False, c: int = 8, classes: int = 10):
+    def __init__(self, final_conv: bool = False, dyadic_bias: bool = False, c: int = 8, classes: int = 10,
+                 brevitas_scale: bool = False):
         super().__init__()
-        conv, linear, act, inq, int32_bias = _layers()
+        conv, linear, act, inq, int32_bias = _layers(brevitas_scale)
         self.inq = inq()
         self.c1, self.b1, self.a1 = conv(1, c, 3), nn.BatchNorm2d(c), act()
-        self.c2, self.a2 = conv(c, c, 3, bias_quant=int32_bias), act()
+        # Int32Bias puts the bias on the products' lattice (multiples of the weight scale): with
+        # Brevitas' 0.1 scale, pre-activations are then often exactly 0 in real arithmetic and their
+        # sign is decided by the export's float32 summation noise, which no lowering reproduces
+        self.c2, self.a2 = conv(c, c, 3, **({} if brevitas_scale else {"bias_quant": int32_bias})), act()
         self.final_conv = final_conv
         self.head = conv(c, classes, 5) if final_conv else linear(c * 5 * 5, classes)
         if dyadic_bias:
@@ -126,8 +136,10 @@ def export(net: nn.Module, dynamo: bool, path: str | None = None) -> onnx.ModelP
 
 
 def user_net(kind: str, dynamo: bool, seed: int = 0, path: str | None = None) -> tuple[onnx.ModelProto, np.ndarray]:
-    """(raw export, 200 test images) of ``kind``: 'bias_conv', 'bias_conv_final', 'bias_conv_dyadic', 'mlp'."""
+    """(raw export, 200 test images) of ``kind``: 'bias_conv', 'bias_conv_final', 'bias_conv_dyadic',
+    'bias_conv_rounded' (Brevitas' 0.1 weight scale), 'mlp'."""
     torch.manual_seed(seed)
     net = {"bias_conv": lambda: BiasConvNet(), "bias_conv_final": lambda: BiasConvNet(final_conv=True),
+           "bias_conv_rounded": lambda: BiasConvNet(brevitas_scale=True),
            "bias_conv_dyadic": lambda: BiasConvNet(dyadic_bias=True), "mlp": lambda: FlatMLP()}[kind]()
     return export(build(net, seed), dynamo, path), images(200)

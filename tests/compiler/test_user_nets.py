@@ -48,6 +48,18 @@ def test_user_net_lowers_exactly_more(kind, dynamo):
     _check(kind, dynamo)
 
 
+def test_biased_net_with_brevitas_scales_meets_the_rounding_contract():
+    """Brevitas' own binary weight quantizer (scale 0.1) with biases: the layers are rounded, the
+    grids are chosen on calibration inputs and the contract (>= 99.9 % prediction agreement) holds
+    on other inputs too; the biases stay in the tails, executed as exported."""
+    from abcn_hw.compiler.contract import lower_to_contract
+
+    exp, x = user_net("bias_conv_rounded", True)
+    low, rep = lower_to_contract(exp, lambda: (x[:100], "100 images"))
+    assert not any(la.exact for la in rep.layers) and rep.calibration_agreement >= 0.999
+    assert compare(exp, low, x[100:]).prediction_agreement >= 0.999
+
+
 def test_conv_bias_as_an_add_is_the_exported_conv():
     """The reference every comparison uses runs the bias as an Add after the Conv (the lowering's
     normalisation, ExtractConvBias); onnxruntime running the export's own Conv-with-bias gives
@@ -62,3 +74,28 @@ def test_conv_bias_as_an_add_is_the_exported_conv():
         cleanup.ExtractConvBias.apply = keep
     assert sum(1 for n in fused.graph.node if n.op_type == "Conv" and len(n.input) > 2) == 3
     assert np.array_equal(er.run(er.session(fused), x)[0], split)
+
+
+def test_pooled_integer_input_is_refused_by_name():
+    """Max pooling the quantized image before the first layer is refused naming the node and the fix
+    (unlike a flatten, which moves before the quantizer)."""
+    import torch.nn as nn
+    from _user_nets import _layers, build, export
+
+    from abcn_hw.errors import UnsupportedModelError
+
+    conv, linear, act, inq, _ = _layers()
+
+    class Pooled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inq, self.c1, self.b1, self.a1, self.fc = inq(), conv(1, 4, 3), nn.BatchNorm2d(4), act(), linear(100, 10)
+
+        def forward(self, x):
+            x = self.a1(self.b1(self.c1(nn.functional.max_pool2d(self.inq(x), 2))))
+            return self.fc(x.flatten(1))
+
+    with pytest.raises(UnsupportedModelError) as e:
+        lower(export(build(Pooled()), False))
+    assert "maxpool of the integer-coded input between its quantizer and the first layer (apply it to the float " \
+           "image before the input quantizer) [MaxPool '/MaxPool']" in str(e.value), str(e.value)
