@@ -602,18 +602,20 @@ def _build_library(build_dir: PathLike, variant: str, quiet: bool) -> float:
     return time.perf_counter() - t0
 
 
-def _simulate(build_dir: PathLike, x: np.ndarray, threads: int | None, variant: str, quiet: bool, host: str = "auto"):
+def _simulate(build_dir: PathLike, x: np.ndarray, threads: int | None, variant: str, quiet: bool, host: str = "auto",
+              timeout: float | None = None):
     """sim.simulate, split into chunks while a progress bar is shown; (raw result, build seconds)."""
     from .sim import CsimResult as RawCsim, simulate
 
     build_seconds = _build_library(build_dir, variant, quiet)
     show = progress.wanted(quiet) and len(x) > CSIM_CHUNK
     if not show:
-        return simulate(build_dir, x, threads=threads, variant=variant, host=host), build_seconds
+        return simulate(build_dir, x, threads=threads, variant=variant, host=host, timeout=timeout), build_seconds
     parts = []
     with progress.task("C simulation", total=len(x)) as bar:
         for i in range(0, len(x), CSIM_CHUNK):
-            parts.append(simulate(build_dir, x[i:i + CSIM_CHUNK], threads=threads, variant=variant, host=host))
+            parts.append(simulate(build_dir, x[i:i + CSIM_CHUNK], threads=threads, variant=variant, host=host,
+                                  timeout=timeout))
             bar.update(len(parts[-1].output))
     counts = []
     for k, first in enumerate(parts[0].counts):
@@ -629,14 +631,16 @@ def _simulate(build_dir: PathLike, x: np.ndarray, threads: int | None, variant: 
 
 def csim(build_dir: PathLike, inputs: Inputs, *, out: PathLike | None = None, force: bool = False,
          dump_dir: PathLike | None = None, threads: int | None = None, synthesis_view: bool = False,
-         quiet: bool = False, host: str = "auto") -> CsimResult:
+         quiet: bool = False, host: str = "auto", timeout: float | None = None) -> CsimResult:
     """C-simulate the generated design in ``build_dir`` on ``inputs`` (float32, the model's input
     domain; an array or .npy) in this process, on ``threads`` threads (``abcn-hw csim``).
 
     ``out``: also save the model output there (.npy); ``dump_dir``: write every layer's output as
     DUMP_DIR/<layer id>.npy (the per-layer driver runs instead, one thread); ``synthesis_view``:
     simulate the synthesizable loops and ap_uint ROMs instead of the fast paths (same results);
-    ``host``: where the host steps run, "auto", "native" or "onnx" (:func:`abcn_hw.sim.simulate`)."""
+    ``host``: where the host steps run, "auto", "native" or "onnx" (:func:`abcn_hw.sim.simulate`);
+    ``timeout``: seconds the design may take for a batch before it is stopped as hung (default:
+    scaled to the batch's work, :func:`abcn_hw.sim.csim.default_timeout`; 0: no limit)."""
     from .backend.names import file_stems
     from .sim import simulate
     from .sim.verify import cycles_line
@@ -655,7 +659,7 @@ def csim(build_dir: PathLike, inputs: Inputs, *, out: PathLike | None = None, fo
 
             build(build_dir, dump=True, variant=variant)
         build_seconds = time.perf_counter() - t0
-        res = simulate(build_dir, x, dump=True, threads=threads, variant=variant, host=host)
+        res = simulate(build_dir, x, dump=True, threads=threads, variant=variant, host=host, timeout=timeout)
         d = Path(dump_dir)
         try:
             d.mkdir(parents=True, exist_ok=True)
@@ -666,7 +670,7 @@ def csim(build_dir: PathLike, inputs: Inputs, *, out: PathLike | None = None, fo
         except OSError as e:
             raise OutputPathError(f"cannot write the dumps: {e.strerror}", str(d)) from e
     else:
-        res, build_seconds = _simulate(build_dir, x, threads, variant, quiet, host)
+        res, build_seconds = _simulate(build_dir, x, threads, variant, quiet, host, timeout)
     if outp is not None:
         try:
             np.save(outp, res.output)
@@ -688,14 +692,15 @@ def csim(build_dir: PathLike, inputs: Inputs, *, out: PathLike | None = None, fo
 
 def verify(model: PathLike, build_dir: PathLike, inputs: Inputs, *, threads: int | None = None,
            synthesis_view: bool = False, csim_result: CsimResult | None = None, min_agreement: float | None = None,
-           quiet: bool = False, host: str = "auto") -> VerifyResult:
+           quiet: bool = False, host: str = "auto", timeout: float | None = None) -> VerifyResult:
     """Run the exported model, the lowered graph (onnxruntime) and the C simulation of
     ``build_dir`` on the same inputs (``abcn-hw verify``). ``ok``: the csim equals the lowered
     graph on every output element and the lowering's exactness contract holds; otherwise
     ``first_mismatch_layer`` names the first layer that differs. ``csim_result``: a :func:`csim`
     result on exactly these inputs, reused instead of simulating again. ``min_agreement``: the
     rounding contract to check for a lowering that is not exact (default: the build's). ``host``: where
-    the C simulation's host steps run, "auto", "native" or "onnx" (:func:`abcn_hw.sim.simulate`)."""
+    the C simulation's host steps run, "auto", "native" or "onnx" (:func:`abcn_hw.sim.simulate`).
+    ``timeout``: the C simulation's time limit, as in :func:`csim`."""
     from .sim import verify as sim_verify
 
     variant = "synth" if synthesis_view else "fast"
@@ -704,13 +709,13 @@ def verify(model: PathLike, build_dir: PathLike, inputs: Inputs, *, threads: int
     if raw_csim is None and progress.wanted(quiet) and x.dtype == np.float32 and len(x):
         # on a terminal: simulate here, with the g++ and batch bars; verify() reuses the result
         try:
-            raw_csim, _ = _simulate(build_dir, x, threads, variant, quiet, host)
+            raw_csim, _ = _simulate(build_dir, x, threads, variant, quiet, host, timeout)
         except (DataError, UsageError):
             raw_csim = None  # verify() reports the problem in its own words (model/build checks first)
     with progress.task("reference runs (export, lowered graph)", total=2 * len(x),
                        enabled=progress.wanted(quiet) and len(x) > CSIM_CHUNK):
         res = sim_verify(model, build_dir, x, csim_result=raw_csim, threads=threads, variant=variant,
-                         min_agreement=min_agreement, host=host)
+                         min_agreement=min_agreement, host=host, timeout=timeout)
     return VerifyResult(res.to_dict(), res.summary(), raw=res)
 
 

@@ -384,6 +384,8 @@ _HOST = ("where the host steps (input quantisation, packing, unpacking, output a
 
 #: simulate()'s host paths (abcn_hw.sim.csim.HOSTS; not imported here, to keep the CLI's start fast)
 _HOSTS = ("auto", "native", "onnx")
+_TIMEOUT = ("stop a design that gives no result within SECONDS (a hand-edited design that loops forever or "
+            "deadlocks); default: 120 s plus an allowance scaled to the batch's work (the cycle estimate); 0: no limit")
 
 
 @command(
@@ -424,13 +426,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
     arg("--threads", type=int, metavar="N", help="simulation threads (default: the usable CPUs; 1 with --dump)"),
     arg("--synthesis-view", action="store_true", help=_SYNTH_VIEW),
     arg("--host", choices=_HOSTS, default="auto", help=_HOST),
+    arg("--timeout", type=float, metavar="SECONDS", help=_TIMEOUT),
     arg("--json", action="store_true", help="print a JSON object (times, cycle check) instead of text"),
 )
 def cmd_csim(args: argparse.Namespace) -> int:
     from .api import csim
 
     res = csim(args.build_dir, args.inputs, out=args.out, force=args.force, dump_dir=args.dump, threads=args.threads,
-               synthesis_view=args.synthesis_view, quiet=args.json, host=args.host)
+               synthesis_view=args.synthesis_view, quiet=args.json, host=args.host, timeout=args.timeout)
     print(res.to_json() if args.json else res)
     return 0
 
@@ -444,6 +447,7 @@ def cmd_csim(args: argparse.Namespace) -> int:
     arg("--threads", type=int, metavar="N", help="simulation threads (default: the usable CPUs)"),
     arg("--synthesis-view", action="store_true", help=_SYNTH_VIEW),
     arg("--host", choices=_HOSTS, default="auto", help=_HOST),
+    arg("--timeout", type=float, metavar="SECONDS", help=_TIMEOUT),
     arg("--min-agreement", type=float, metavar="A",
         help="rounding contract to check for a lowering that is not exact (default: the one the build was "
              "lowered with, 0.999 unless compiled with --min-agreement)"),
@@ -458,7 +462,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .api import verify
 
     res = verify(args.model, args.build_dir, args.inputs, threads=args.threads, synthesis_view=args.synthesis_view,
-                 quiet=args.json, min_agreement=args.min_agreement, host=args.host)
+                 quiet=args.json, min_agreement=args.min_agreement, host=args.host, timeout=args.timeout)
     if args.json:
         json.dump(res.to_dict(), sys.stdout, indent=2, sort_keys=True, default=float)
         sys.stdout.write("\n")

@@ -9,6 +9,13 @@ unchanged; the probe metadata written by the lowering and the datatype annotatio
 along (annotations of tensors not in the graph are dropped). ``canonicalize`` is idempotent, so
 :func:`digest` identifies a lowering whatever names it was written with (``verify`` compares it
 with the build dir's ``host/lowered.onnx``).
+
+The model-local functions of abcn-hw's ops are replaced by this version's (those of the ops in use,
+as the lowering attaches them): they only let onnxruntime run the graph, the ops are defined by
+abcn-hw (docs/lowering.md) and the kernels implement that definition. A graph lowered by an
+earlier version (whose function bodies differ) thus compiles to the same project, and a body that
+was edited or corrupted can no longer make the reference that verify compares the C simulation
+with compute something else than the design (a fuzz finding: it compiled, and csim differed).
 """
 from __future__ import annotations
 
@@ -83,7 +90,17 @@ def canonicalize(proto: onnx.ModelProto) -> onnx.ModelProto:
     for key, val in sorted(props):
         e = m.metadata_props.add()
         e.key, e.value = key, val
+    _own_functions(m)
     return m
+
+
+def _own_functions(m: onnx.ModelProto) -> None:
+    from ..compiler.ops import DOMAIN, custom_op, function_protos
+
+    used = sorted({n.op_type for n in m.graph.node if n.domain == DOMAIN and n.op_type in custom_op})
+    others = [f for f in m.functions if f.domain != DOMAIN or f.name not in custom_op]
+    del m.functions[:]
+    m.functions.extend(others + function_protos(used))
 
 
 def digest(proto: onnx.ModelProto) -> str:

@@ -84,9 +84,9 @@ def bits_signed_sym(mx: int) -> int:
 
 
 def _subgraph(proto: onnx.ModelProto, nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto],
-              outputs: list[onnx.ValueInfoProto], name: str) -> bytes:
+              outputs: list[onnx.ValueInfoProto], name: str, extra: list[onnx.TensorProto] = ()) -> bytes:
     used = {i for n in nodes for i in n.input}
-    inits = [t for t in proto.graph.initializer if t.name in used]
+    inits = [t for t in proto.graph.initializer if t.name in used] + list(extra)
     g = helper.make_graph(list(nodes), name, inputs, outputs, inits)
     m = helper.make_model(g, opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
     m.functions.extend(proto.functions)
@@ -362,12 +362,23 @@ def build_network(proto: onnx.ModelProto, source: str | None = None, where: str 
     acc_dtype = np.dtype(init[final_act.input[1]].dtype)
     if acc_dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
         raise _unsupported([f"{_desc(final_act)}: {acc_dtype} coefficients"], where)
-    acc_vi = helper.make_tensor_value_info(acc_tensor, helper.np_dtype_to_tensor_dtype(acc_dtype),
-                                           ["batch", layers[-1].mh])
+    acc_dims = list(shapes.get(acc_tensor, (layers[-1].mh,)))
+    post_inits: list[onnx.TensorProto] = []
+    stream_dims = [layers[-1].mh] if layers[-1].vectors == 1 else [layers[-1].mh, layers[-1].vectors]
+    post_in = acc_tensor
+    if acc_dims != stream_dims:  # a final conv's (O, Ho, Wo): the host gets (O[, Ho*Wo]) from the stream
+        post_in = acc_tensor + "_stream"
+        while post_in in {t for n in g.node for t in list(n.input) + list(n.output)} | set(init_protos):
+            post_in += "_"
+        target = numpy_helper.from_array(np.asarray([-1] + acc_dims, np.int64), post_in + "_shape")
+        postfix = [helper.make_node("Reshape", [post_in, target.name], [acc_tensor], name=post_in + "_reshape")] \
+            + postfix
+        post_inits = [target]
+    acc_vi = helper.make_tensor_value_info(post_in, helper.np_dtype_to_tensor_dtype(acc_dtype), ["batch", *stream_dims])
     in_type = onnx.TensorProto.INT32 if inp.kind == "int" else onnx.TensorProto.UINT8
     pre = _subgraph(proto, prefix, [gin], [helper.make_tensor_value_info(accel_in, in_type, ["batch", *inp.shape])],
                     "abcn_host_pre")
-    post = _subgraph(proto, postfix, [acc_vi], [gout], "abcn_host_post")
+    post = _subgraph(proto, postfix, [acc_vi], [gout], "abcn_host_post", post_inits)
     name = hint(g.name) or "model"
     return Network(name, inp, layers, acc_tensor, pre, post, gin.name, gout.name, tuple(in_dims[1:]),
                    tuple(shapes[gout.name]), os.path.basename(source) if source else "", acc_dtype=acc_dtype.name)

@@ -391,7 +391,9 @@ def _kbit_operand(model: ModelWrapper, q: NodeProto, transforms, nodes, pad_valu
 
 def _integer_operand(model: ModelWrapper, q: NodeProto, transforms, nodes) -> ActOperand:
     if transforms:
-        raise PatternError(transforms[0].node, "pooling/flatten/pad of the integer input before the first layer")
+        raise PatternError(transforms[0].node, f"{transforms[0].kind} of the integer-coded input between its quantizer "
+                                              "and the first layer (apply it to the float image before the input "
+                                              "quantizer)")
     scale, zp, bw, rounding = _quant_consts(model, q)
     reasons = []
     if scale is None or not _power_of_two(scale):

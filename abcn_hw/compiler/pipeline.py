@@ -16,7 +16,7 @@ from .graphutil import copy_model
 from .modelfile import check_model, read_model
 from .ops._base import DOMAIN as OPS_DOMAIN
 from .patterns import PatternError
-from .passes import (AbsorbThresholds, AttachFunctions, FloatCombineRoundedLayers, GemmToMatMul, LayerRecord, LowerBinaryLayers,
+from .passes import (AbsorbThresholds, AttachFunctions, ExtractConvBias, FoldBiasQuant, MoveFlattenBeforeInputQuant, FloatCombineRoundedLayers, GemmToMatMul, LayerRecord, LowerBinaryLayers,
                      MakeBatchDynamic, NormaliseOpsets, PruneAnnotations, RemoveDeadNodes, RemoveIdentityOps,
                      UnshareParameterTensors)
 from .passes.coefficient_grid import ApplyCoefficientGrid
@@ -69,7 +69,7 @@ def normalise(model: ModelWrapper, where: str | None = None) -> ModelWrapper:
             while node.name in names:
                 node.name += "_"
             names.add(node.name)
-    for t in (RemoveIdentityOps(), GemmToMatMul(), RemoveDeadNodes()):
+    for t in (RemoveIdentityOps(), FoldBiasQuant(), GemmToMatMul(), ExtractConvBias(), MoveFlattenBeforeInputQuant(), RemoveDeadNodes()):
         t.apply(model)
     model = _qonnx_step(model, InferShapes(), where)
     NormaliseOpsets(IR_VERSION).apply(model)

@@ -88,8 +88,8 @@ def find_problems(model: ModelWrapper) -> list[Problem]:
                 bad(node, f"grouped convolution (group={attr(node, 'group')}) is not supported")
             if any(d != 1 for d in attr(node, "dilations", [1, 1])):
                 bad(node, "dilated convolution is not supported")
-            if len(node.input) > 2 and node.input[2]:
-                bad(node, "convolution bias is not supported (fold it into the batch norm)")
+            if len(node.input) > 2 and node.input[2]:  # a constant bias became an Add (ExtractConvBias)
+                bad(node, "convolution bias computed at run time (not a constant) is not supported")
             if attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
                 bad(node, "auto_pad is not supported (use explicit pads)")
             p = products.get(node.name)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import shlex
 import shutil
@@ -19,7 +20,7 @@ import numpy as np
 from ..errors import AbcnError, DataError, UsageError
 from ..backend import host_native
 from . import host as host_mod
-from .design_process import DesignCrash, DesignLoadError, DesignProcess, NoEntryPoints, signal_name
+from .design_process import DesignCrash, DesignLoadError, DesignProcess, DesignTimeout, NoEntryPoints, signal_name
 
 
 class CsimError(AbcnError):
@@ -219,16 +220,56 @@ _BATCH_ERRORS = {1: "the design did not consume its input", 2: "the design produ
 REGENERATE = "the build dir's C++ is broken or was edited; regenerate it: abcn-hw compile MODEL.onnx --out BUILD_DIR --force"
 
 
-def _run_library(b: Path, io: dict, lib_path: Path, words: np.ndarray, images: int, threads: int):
+#: the default time limit of a batch (:func:`default_timeout`): a fixed allowance (loading the
+#: library, per-call overhead, a busy machine) plus seconds per unit of work (:func:`design_work`).
+#: Measured with one thread on the idle 2-core AMD EPYC development machine: the fast paths 0.075 ns
+#: per unit (zoo lenet 3x3) to 12 ns (a 196-32-32-10 MLP, where per-call overhead dominates and the
+#: fixed allowance covers it); the synthesis view 19 ns (lenet) to 141 ns (the MLP)
+TIMEOUT_BASE_S = 120.0
+TIMEOUT_S_PER_WORK = {"fast": 2e-9, "synth": 1e-6}
+
+
+def design_work(b: Path, io: dict) -> int:
+    """Work per image: the multiply-accumulates of the matrix layers (MVU cycles x PE x SIMD x
+    M x N) plus the estimated cycles of every other stage, from the build dir's estimate
+    (report.json); without one, every stage's cycles x 4096."""
+    try:
+        work = 0
+        for la in json.loads((b / "report.json").read_text())["estimate"]["layers"]:
+            for kind, cycles in la.get("stages", {"": la["cycles"]}).items():
+                lanes = int(la.get("PE", 1)) * int(la.get("SIMD", 1)) * int(la.get("M", 1)) * int(la.get("N", 1)) \
+                    if kind.endswith("mvu") else 1
+                work += int(cycles) * lanes
+        return max(1, work)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return max(1, sum(int(st.get("cycles", 0)) for st in io.get("stages", [])) * 4096)
+
+
+def default_timeout(b: Path, io: dict, images: int, variant: str = "fast") -> float:
+    """Seconds a batch of ``images`` may take before the design is considered hung."""
+    return TIMEOUT_BASE_S + images * design_work(b, io) * TIMEOUT_S_PER_WORK.get(variant, TIMEOUT_S_PER_WORK["synth"])
+
+
+def _timeout_error(b: Path, waited: float, images: int, variant: str) -> CsimError:
+    return CsimError(f"the simulated design gave no result for {images} image{'s' if images != 1 else ''} within "
+                     f"{round(waited, 1):g} s and was stopped ({variant} C simulation)", str(b),
+                     "a design edited by hand may loop forever or deadlock (a stream read that nothing writes): "
+                     "regenerate it with 'abcn-hw compile MODEL.onnx --out BUILD_DIR --force'; if it is only "
+                     "slow, allow more time with --timeout SECONDS (0: no limit)")
+
+
+def _run_library(b: Path, io: dict, lib_path: Path, words: np.ndarray, images: int, threads: int,
+                 deadline: float | None = None):
     """Simulate the packed input words (host.pack_input_words) in the design's child process:
     (output chunks (words, ch), calls of the top function, [(stage, iterations, calls)], loop seconds)."""
     proc = _design(str(lib_path))
     try:
-        in_words, in_ch, out_words, out_ch, stages = proc.sizes()
+        in_words, in_ch, out_words, out_ch, stages = proc.sizes(deadline)
         if (images * in_words, in_ch, stages) != (words.shape[0], words.shape[1], len(io["stages"])):
             raise CsimError("the compiled simulation does not match host/io.json", str(b),
                             "recompile the project (abcn-hw compile ... --force)")
-        rc, out, counts, seconds = proc.run(words, images, images * out_words * out_ch, 1 + 2 * stages, threads)
+        rc, out, counts, seconds = proc.run(words, images, images * out_words * out_ch, 1 + 2 * stages, threads,
+                                            deadline)
     except DesignLoadError as e:
         raise CsimError(f"cannot load the compiled C simulation ({e.reason})", str(lib_path),
                         "delete the build dir's .csim folder and run again") from None
@@ -257,7 +298,7 @@ def native_host(b: Path, io: dict) -> tuple[bool, str]:
     return True, ""
 
 
-def _run_native(b: Path, io: dict, lib_path: Path, x: np.ndarray, threads: int):
+def _run_native(b: Path, io: dict, lib_path: Path, x: np.ndarray, threads: int, deadline: float | None = None):
     """The whole batch in the design's child process, host steps included (tb/csim_host.cpp):
     (outputs, accumulators, calls of the top function, [(stage, iterations, calls)], loop seconds);
     None when the library has no native host path of this ABI."""
@@ -267,13 +308,13 @@ def _run_native(b: Path, io: dict, lib_path: Path, x: np.ndarray, threads: int):
     out_size, acc_size = int(np.prod(io["output_shape"])), o["mh"] * o["vectors"]
     stages = len(io["stages"])
     try:
-        abi, in_floats, out_floats, acc_floats = proc.host_sizes()
+        abi, in_floats, out_floats, acc_floats = proc.host_sizes(deadline)
         if abi != NATIVE_HOST_ABI:
             return None
         if (in_floats, out_floats, acc_floats) != (x[0].size, out_size, acc_size):
             raise CsimError("the compiled simulation does not match host/io.json", str(b),
                             "recompile the project (abcn-hw compile ... --force)")
-        rc, out, acc, counts, bad, seconds = proc.run_host(x, out_size, acc_size, 1 + 2 * stages, threads)
+        rc, out, acc, counts, bad, seconds = proc.run_host(x, out_size, acc_size, 1 + 2 * stages, threads, deadline)
     except DesignLoadError as e:
         raise CsimError(f"cannot load the compiled C simulation ({e.reason})", str(lib_path),
                         "delete the build dir's .csim folder and run again") from None
@@ -297,7 +338,8 @@ def _run_native(b: Path, io: dict, lib_path: Path, x: np.ndarray, threads: int):
     return out, acc, int(counts[0]), counts_raw, seconds
 
 
-def _run_executable(b: Path, io: dict, exe: Path, payload: bytes, images: int, threads: int, dump: bool):
+def _run_executable(b: Path, io: dict, exe: Path, payload: bytes, images: int, threads: int, dump: bool,
+                    timeout: float | None = None, variant: str = "fast"):
     """Simulate the packed batch with the driver executable and files (the per-layer dump)."""
     with tempfile.TemporaryDirectory(prefix="abcn_csim_") as tmp:
         tmp = Path(tmp)
@@ -305,7 +347,10 @@ def _run_executable(b: Path, io: dict, exe: Path, payload: bytes, images: int, t
         args = [str(exe), str(tmp / "in.bin"), str(tmp / "out.bin"), str(tmp / "counts.txt"), str(threads)]
         if dump:
             args.append(str(tmp))
-        r = subprocess.run(args, capture_output=True, text=True)
+        try:
+            r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:  # subprocess.run has killed the driver
+            raise _timeout_error(b, timeout, images, variant) from None
         if r.returncode < 0:
             last = (r.stderr or r.stdout).strip().splitlines()
             raise CsimError(f"the simulated design crashed ({signal_name(r.returncode)}"
@@ -330,7 +375,7 @@ def _run_executable(b: Path, io: dict, exe: Path, payload: bytes, images: int, t
 
 
 def simulate(build_dir, x: np.ndarray, dump: bool = False, threads: int | None = None,
-             variant: str = "fast", host: str = "auto") -> CsimResult:
+             variant: str = "fast", host: str = "auto", timeout: float | None = None) -> CsimResult:
     """Run the whole batch ``x`` through the C simulation.
 
     The batch runs in the compiled design, a shared library (built once per source content, compiler
@@ -342,7 +387,9 @@ def simulate(build_dir, x: np.ndarray, dump: bool = False, threads: int | None =
     host/pre.onnx and host/post.onnx and tested equal to them), "onnx" the graphs in onnxruntime
     and the packing in numpy, "auto" native where the build dir has it. With ``dump`` the driver
     executable runs instead (one thread, ONNX host steps) and writes every layer's output stream,
-    returned as ``taps``."""
+    returned as ``taps``. ``timeout``: seconds the design may take for the batch (None: the
+    default scaled to the batch's work, :func:`default_timeout`; 0: no limit); past it the design's
+    process is killed and a :class:`CsimError` names the build dir."""
     import time
 
     b, io = _project(build_dir)
@@ -362,9 +409,18 @@ def simulate(build_dir, x: np.ndarray, dump: bool = False, threads: int | None =
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise UsageError(f"threads must be a positive integer, got {threads!r}")
     threads = 1 if dump else min(threads, 64, len(x))
+    if timeout is None:
+        timeout = default_timeout(b, io, len(x), variant)
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 <= timeout < float("inf"):
+        raise UsageError(f"timeout must be a finite number of seconds >= 0 (0: no limit), got {timeout!r}")
+    timeout = float(timeout) or None
     binary = build(b, dump=dump, variant=variant, library=not dump)
     t0 = time.perf_counter()
-    res = _run_native(b, io, binary, x, threads) if native else None
+    deadline = time.monotonic() + timeout if timeout else None
+    try:
+        res = _run_native(b, io, binary, x, threads, deadline) if native else None
+    except DesignTimeout as e:
+        raise _timeout_error(b, timeout, len(x), variant) from None
     taps, tap_layers = {}, {}
     if res is not None:
         out, acc, calls, counts_raw, sim_seconds = res
@@ -382,9 +438,12 @@ def simulate(build_dir, x: np.ndarray, dump: bool = False, threads: int | None =
         if dump:
             payload = host_mod.input_file(io, words, len(x))
             chunks, calls, counts_raw, sim_seconds, taps, tap_layers = _run_executable(b, io, binary, payload, len(x),
-                                                                                      threads, dump)
+                                                                                      threads, dump, timeout, variant)
         else:
-            chunks, calls, counts_raw, sim_seconds = _run_library(b, io, binary, words, len(x), threads)
+            try:
+                chunks, calls, counts_raw, sim_seconds = _run_library(b, io, binary, words, len(x), threads, deadline)
+            except DesignTimeout as e:
+                raise _timeout_error(b, timeout, len(x), variant) from None
         acc = host_mod.unpack_output_chunks(io, chunks, len(x))
         out = host_mod.run_post(post, acc, io["accel_output"].get("dtype", "int32"))
     seconds = time.perf_counter() - t0

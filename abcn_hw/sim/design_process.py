@@ -8,12 +8,16 @@ used; batches travel through one shared memory file (input words in, output word
 out; or, for the library's native host path, float32 images in, outputs and accumulators out; no
 serialisation) and a pipe carries a 72-byte request and a 16-byte reply per batch. When
 the child dies, the caller gets a :class:`DesignCrash` naming the signal and the design's last
-stderr line; the next batch starts a fresh child.
+stderr line; the next batch starts a fresh child. A design that never answers (an edited top
+function that loops forever, a dataflow that deadlocks) cannot be interrupted: with a
+``deadline`` the wait for its reply ends there, the child is killed and the caller gets a
+:class:`DesignTimeout`.
 """
 from __future__ import annotations
 
 import mmap
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -23,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._design_child import INFO, REPLY, REQUEST, _read, _write
+from ._design_child import INFO, REPLY, REQUEST, _write
 
 CHILD = Path(__file__).with_name("_design_child.py")
 #: input bytes per block of the native host path (:meth:`DesignProcess.run_host`): 20,000 MNIST
@@ -37,6 +41,32 @@ class DesignCrash(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class DesignTimeout(Exception):
+    """The design gave no reply before the deadline; its process was killed."""
+
+    def __init__(self, waited: float):
+        super().__init__(f"no reply after {waited:.1f} s")
+        self.waited = waited
+
+
+def _read_by(fd: int, n: int, deadline: float | None) -> bytes:
+    """``n`` bytes from ``fd`` (b"" at end of file), waiting at most until ``deadline``
+    (time.monotonic()); raises TimeoutError when it passes first."""
+    import time
+
+    buf = b""
+    while len(buf) < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            return b""
+        buf += chunk
+    return buf
 
 
 class DesignLoadError(Exception):
@@ -81,7 +111,7 @@ class DesignProcess:
         self.host_info = None
 
     # -- the child ----------------------------------------------------------------------------------
-    def _start(self) -> None:
+    def _start(self, deadline: float | None = None) -> None:
         self.close()  # whatever a child that ended between batches left behind
         self._pid = os.getpid()
         try:
@@ -104,7 +134,7 @@ class DesignProcess:
         finally:
             os.close(req_r)
             os.close(rep_w)
-        raw = _read(self._rep, INFO.size)
+        raw = self._reply(INFO.size, deadline)
         if not raw:
             raise DesignLoadError(self._death())
         status, *info = INFO.unpack(raw)
@@ -113,6 +143,18 @@ class DesignProcess:
             raise NoEntryPoints()
         self.info = tuple(int(v) for v in info[:5])
         self.host_info = tuple(int(v) for v in info[5:])
+
+    def _reply(self, n: int, deadline: float | None) -> bytes:
+        """``n`` bytes of the child's reply (b"" if it died); past ``deadline`` the child is killed
+        (it cannot be interrupted otherwise) and :class:`DesignTimeout` raised."""
+        import time
+
+        t0 = time.monotonic()
+        try:
+            return _read_by(self._rep, n, deadline)
+        except TimeoutError:
+            self.close()
+            raise DesignTimeout(time.monotonic() - t0) from None
 
     def _alive(self) -> bool:
         return self._proc is not None and self._pid == os.getpid() and self._proc.poll() is None
@@ -176,33 +218,35 @@ class DesignProcess:
             pass
 
     # -- one batch ----------------------------------------------------------------------------------
-    def sizes(self) -> tuple[int, ...]:
+    def sizes(self, deadline: float | None = None) -> tuple[int, ...]:
         """(input words per image, input chunks per word, output words per image, output chunks
         per word, stages) as the library reports them (starts the child)."""
         with self._lock:
             if not self._alive():
-                self._start()
+                self._start(deadline)
             return self.info
 
-    def host_sizes(self) -> tuple[int, ...]:
+    def host_sizes(self, deadline: float | None = None) -> tuple[int, ...]:
         """(ABI version, input floats per image, output floats per image, accumulators per image)
         of the library's native host path (abcn_csim_host_batch); all 0 when it has none."""
         with self._lock:
             if not self._alive():
-                self._start()
+                self._start(deadline)
             return self.host_info
 
     def run(self, words: np.ndarray, images: int, out_count: int, counts_count: int,
-            threads: int) -> tuple[int, np.ndarray, np.ndarray, float]:
+            threads: int, deadline: float | None = None) -> tuple[int, np.ndarray, np.ndarray, float]:
         """Simulate ``images`` images of packed input ``words`` (uint64): (return code, output
-        words (``out_count`` uint64), counters (``counts_count`` uint64), loop seconds)."""
+        words (``out_count`` uint64), counters (``counts_count`` uint64), loop seconds).
+        ``deadline`` (time.monotonic()): see :class:`DesignTimeout`."""
         words = np.ascontiguousarray(words, np.uint64)
         rc, seconds, (out, counts) = self._exchange(0, images, threads, words, [(out_count, np.uint64),
-                                                                                 (counts_count, np.uint64)])
+                                                                                 (counts_count, np.uint64)], deadline)
         return rc, out, counts, seconds
 
     def run_host(self, x: np.ndarray, out_per_image: int, acc_per_image: int, counts_count: int,
-                 threads: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, int, float]:
+                 threads: int, deadline: float | None = None) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, int,
+                                                                        float]:
         """The native host path on the float32 images ``x``: (return code, outputs (float32,
         ``out_per_image`` each), accumulators (int64), summed counters, index of the image an error
         concerns, summed loop seconds).
@@ -226,7 +270,7 @@ class DesignProcess:
         need = max(mmap.PAGESIZE, bad_off + _align(blocks * 8))
         flat = x.reshape(images, -1).view(np.uint8)
         with self._lock:
-            buf = self._buffer(need)
+            buf = self._buffer(need, deadline)
 
             def send(k: int) -> None:
                 lo, hi = k * block, min(images, (k + 1) * block)
@@ -243,7 +287,7 @@ class DesignProcess:
                     send(sent)
                     sent += 1
                 while len(replies) < sent:
-                    raw = _read(self._rep, REPLY.size)
+                    raw = self._reply(REPLY.size, deadline)
                     if not raw:
                         break
                     rc, seconds = REPLY.unpack(raw)
@@ -271,11 +315,11 @@ class DesignProcess:
             return replies[failed][0], y, acc, counts, failed * block + int(bad[failed]), seconds
         return 0, y, acc, counts, 0, seconds
 
-    def _buffer(self, need: int) -> np.ndarray:
+    def _buffer(self, need: int, deadline: float | None = None) -> np.ndarray:
         """The shared memory as bytes, at least ``need`` long (call with the lock held); starts the
         child if it is not running."""
         if not self._alive():
-            self._start()
+            self._start(deadline)
         if need > self._size:
             size = 1 << (need - 1).bit_length()  # grow in powers of two: few remaps
             self._map = None
@@ -284,7 +328,8 @@ class DesignProcess:
             self._size = size
         return np.frombuffer(self._map, np.uint8)
 
-    def _exchange(self, mode: int, images: int, threads: int, data: np.ndarray, results: list) -> tuple:
+    def _exchange(self, mode: int, images: int, threads: int, data: np.ndarray, results: list,
+                  deadline: float | None = None) -> tuple:
         """One batch: ``data`` into the shared memory, the request, and copies of the result regions
         ``results`` [(count, dtype)] (output, counts)."""
         offs, off = [], _align(data.nbytes)
@@ -293,11 +338,11 @@ class DesignProcess:
             off += _align(count * np.dtype(dtype).itemsize)
         need = max(mmap.PAGESIZE, off)
         with self._lock:
-            buf = self._buffer(need)
+            buf = self._buffer(need, deadline)
             buf[:data.nbytes] = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
             try:
                 _write(self._req, REQUEST.pack(self._size, images, 0, offs[0], offs[1], threads, mode, 0, 0))
-                raw = _read(self._rep, REPLY.size)
+                raw = self._reply(REPLY.size, deadline)
             except BrokenPipeError:
                 raw = b""
             except BaseException:  # Ctrl-C while the design runs: end it, it cannot be interrupted

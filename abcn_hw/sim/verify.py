@@ -113,13 +113,14 @@ def _lowered_run(lowered: onnx.ModelProto, x: np.ndarray, names: list[str]) -> l
 
 def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_result=None,
            threads: int | None = None, variant: str = "fast", min_agreement: float | None = None,
-           host: str = "auto") -> VerifyResult:
+           host: str = "auto", timeout: float | None = None) -> VerifyResult:
     """``model``: the exported QONNX (or the lowered graph) the build dir was compiled from.
 
     ``csim_result``: a :class:`CsimResult` of ``simulate(build_dir, x)`` already run by the caller
     on exactly these inputs (e.g. by the flow's csim stage); it is used instead of simulating again.
     ``min_agreement``: the rounding contract to check (default: the one the build recorded).
-    ``host``: where the C simulation's host steps run (:func:`simulate`)."""
+    ``host``: where the C simulation's host steps run (:func:`simulate`).
+    ``timeout``: the C simulation's time limit (:func:`abcn_hw.sim.simulate`)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     from ..backend.canonical import digest
@@ -178,7 +179,7 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_
             raise UsageError(f"csim_result holds {csim_result.output.shape[0]} images, the inputs {len(x)}")
         res = csim_result
     else:
-        res = simulate(b, x, dump=False, threads=threads, variant=variant, host=host)
+        res = simulate(b, x, dump=False, threads=threads, variant=variant, host=host, timeout=timeout)
     ref, cmp = _reference(exported, lowered, x)
     y = res.output
     diff = int(np.sum(ref != y)) if ref.shape == y.shape else int(max(ref.size, y.size))
@@ -199,7 +200,7 @@ def verify(model, build_dir, x: np.ndarray, dump_on_mismatch: bool = True, csim_
             if not result.contract_ok:
                 result.contract_layer = culprit(rep, cmp, min_agreement)
     if not result.bit_exact and dump_on_mismatch:
-        _locate(b, io, x, lowered, result, variant)
+        _locate(b, io, x, lowered, result, variant, timeout)
     return result
 
 
@@ -230,10 +231,10 @@ def _reference(exported, lowered: onnx.ModelProto, x: np.ndarray):
 
 
 def _locate(b: Path, io: dict, x: np.ndarray, lowered: onnx.ModelProto, result: VerifyResult,
-            variant: str = "fast") -> None:
+            variant: str = "fast", timeout: float | None = None) -> None:
     """Name the first layer whose csim output differs from the lowered graph's tensor."""
     n = min(len(x), 256)
-    res = simulate(b, x[:n], dump=True, variant=variant)
+    res = simulate(b, x[:n], dump=True, variant=variant, timeout=timeout)
     names = [t["tensor"] for t in io["taps"]]
     outs = _lowered_run(lowered, x[:n], names)[1:]
     for t, ref in zip(io["taps"], outs):

@@ -1,5 +1,5 @@
 """A build dir is code: its design runs in a child process (a crash is a one-line error naming the
-build dir, and Python survives), its compiled simulation is cached per compiler, compiler version
+build dir, and Python survives; a design that never returns is stopped at a time limit), its compiled simulation is cached per compiler, compiler version
 and resolved target CPU features, and names read back from it are sanitised before they become
 file names."""
 from __future__ import annotations
@@ -40,6 +40,7 @@ static void abcn_test_crash() {
     if (ok != 1) return;
     if (!std::strcmp(how, "abort")) std::abort();
     if (!std::strcmp(how, "stack")) abcn_test_stack();
+    if (!std::strcmp(how, "hang")) for (volatile int spin = 1; spin;) {}  // a top function that never returns
     if (!std::strncmp(how, "write:", 6)) *(volatile int *)std::strtoull(how + 6, nullptr, 0) = 1;  // write:0x8
 }
 """
@@ -96,6 +97,65 @@ def test_cli_crash_one_line_nonzero_nothing_written(crashing, tmp_path):
         assert str(bad) in lines[0] and "Traceback" not in r.stderr
         assert not (tmp_path / "y.npy").exists() and not (tmp_path / "dump").exists()
     _crash(bad, None)
+
+
+def test_hanging_design_is_stopped_at_the_time_limit(crashing, tfc):
+    """A top function that loops forever: the wait ends at ``timeout``, the design's process is
+    killed (library child and dump executable alike), and the error names the build dir and the fix."""
+    import importlib
+    import time
+
+    csim_mod = importlib.import_module("abcn_hw.sim.csim")
+
+    bad, x = crashing
+    _crash(bad, "hang")
+    try:
+        for dump in (False, True):
+            build(bad, dump=dump, library=not dump)  # the g++ build is not part of the time limit
+            t0 = time.monotonic()
+            with pytest.raises(CsimError) as e:
+                simulate(bad, x[:8], dump=dump, timeout=1.5)
+            waited = time.monotonic() - t0
+            msg = str(e.value)
+            assert 1.5 <= waited < 30, waited
+            assert "gave no result for 8 images within 1.5 s and was stopped" in msg and str(bad) in msg, msg
+            assert "--force" in msg and "--timeout" in msg and "\n" not in msg
+        lib = str(build(bad, library=True))
+        assert csim_mod._DESIGNS[lib]._proc is None  # the spinning child was killed, not left running
+    finally:
+        _crash(bad, None)
+    assert np.array_equal(simulate(bad, x[:8], timeout=60).output, simulate(tfc[2], x[:8]).output)
+
+
+def test_cli_hang_one_line_nonzero(crashing, tfc, tmp_path):
+    bad, x = crashing
+    np.save(tmp_path / "x.npy", x[:4])
+    _crash(bad, "hang")
+    try:
+        r = subprocess.run([sys.executable, "-m", "abcn_hw", "verify", str(tfc[0]), str(bad), "--inputs",
+                            str(tmp_path / "x.npy"), "--timeout", "2"], capture_output=True, text=True, timeout=300)
+    finally:
+        _crash(bad, None)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("abcn-hw verify: error: the simulated design gave no result"), r.stderr
+    assert str(bad) in lines[0] and "Traceback" not in r.stderr
+
+
+def test_default_time_limit_scales_with_the_work(tfc):
+    from abcn_hw.sim.csim import TIMEOUT_BASE_S, default_timeout, design_work
+
+    _, _, build_dir = tfc
+    io = json.loads((build_dir / "host" / "io.json").read_text())
+    est = json.loads((build_dir / "report.json").read_text())["estimate"]["layers"]
+    macs = sum(la["MW"] * la["MH"] * la.get("M", 1) * la.get("N", 1) for la in est if "MW" in la)
+    assert design_work(build_dir, io) >= macs > 0  # TFC: no pixels, one vector per layer
+    one, many = default_timeout(build_dir, io, 1), default_timeout(build_dir, io, 100_000)
+    assert TIMEOUT_BASE_S < one < many and many - TIMEOUT_BASE_S == pytest.approx(1e5 * (one - TIMEOUT_BASE_S))
+    assert default_timeout(build_dir, io, 1000, "synth") > default_timeout(build_dir, io, 1000)
+    for bad in (-1, float("nan"), float("inf"), "10", True):
+        with pytest.raises(Exception, match="timeout must be"):
+            simulate(build_dir, np.zeros((1, *io["input_shape"]), np.float32), timeout=bad)
 
 
 def _fake_compiler(path: Path, cpu: str) -> Path:

@@ -27,7 +27,12 @@ to and from 64-bit chunks through the words' storage on the fast path), include/
 scalar); every other file is unchanged.
 
 Changed deliberately by the popcount-structured LUT estimate of binary lanes (kernels/mvu.py,
-popcount_luts): report.json and README.md (the LUT figures); every other file is unchanged."""
+popcount_luts): report.json and README.md (the LUT figures); every other file is unchanged.
+
+Changed deliberately when compile started to replace a lowered graph's model-local functions by
+this version's (backend/canonical.py; the stored graphs were lowered by a version whose
+XnorPopcountMatMul / XnorPopcountConv bodies differ): host/lowered.onnx, host/pre.onnx and
+host/post.onnx only; every other file is unchanged."""
 from __future__ import annotations
 
 import hashlib

@@ -700,6 +700,7 @@ def fixed_corpus(ctx: HostileContext, out: Path) -> list[tuple[str, Path]]:
     add("lowered: threshold direction 0", _zero_direction, ctx.lowered)
     add("lowered: accumulator overflows int32", _huge_coefficient, ctx.lowered)
     add("lowered: max-pool stride changed", _pool_stride, ctx.lowered)
+    add("lowered: function body changed", _negated_function, ctx.lowered)
     _external_files(out, cases)
     return cases
 
@@ -763,6 +764,17 @@ def _huge_coefficient(m: onnx.ModelProto) -> onnx.ModelProto:
     c = numpy_helper.to_array(t).copy()
     c.flat[0] = 1 << 30
     t.CopyFrom(numpy_helper.from_array(c, t.name))
+    return m
+
+
+def _negated_function(m: onnx.ModelProto) -> onnx.ModelProto:
+    """The model-local function of MultiBaseAccumulate ends in a Neg: onnxruntime runs the graph
+    (its final accumulators negated), a kernel implementing the op's definition would not (found by
+    the fuzz campaign as a random bit flip inside a function body: compile accepted it, csim differed)."""
+    f = next(f for f in m.functions if f.name == "MultiBaseAccumulate")
+    last = f.node[-1]
+    last.output[0] = "Y_before_neg"
+    f.node.append(helper.make_node("Neg", ["Y_before_neg"], ["Y"]))
     return m
 
 

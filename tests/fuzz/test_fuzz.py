@@ -39,6 +39,36 @@ def test_inconsistent_lowered_graphs_refused_by_compile(ctx, corpus):
         assert reason in outs[0].reason, outs[0].reason
 
 
+def test_edited_function_body_never_reaches_the_design_or_the_reference(ctx, corpus):
+    """A lowered graph whose model-local function (the ONNX body onnxruntime runs for an abcn-hw op)
+    was edited: the fuzz campaign's one wrong answer (a random bit flip inside a body compiled, and
+    csim differed from the graph). The ops are defined by abcn-hw: compile and verify use this
+    version's bodies, so the build's reference is the design's definition and verify passes
+    bit-exact; onnxruntime on the edited file itself computes something else (the edit is real)."""
+    import onnxruntime as ort
+
+    from abcn_hw.compiler.ops import function_protos
+
+    name = "lowered: function body changed"
+    x = np.load(ctx.x)
+
+    def run(p):
+        m = onnx.load(str(p))
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            None, {m.graph.input[0].name: x})[0]
+
+    assert not np.array_equal(run(corpus[name]), run(ctx.lowered))
+    [o] = _fuzz.run_hostile(name, corpus[name], ctx, commands=("compile",))
+    assert o.result == "accepted" and "verified exact" in o.reason, (o.result, o.reason, o.details)
+    from abcn_hw.backend import compile
+
+    compile(corpus[name], corpus[name].parent / "b")
+    built = onnx.load(str(corpus[name].parent / "b" / "host" / "lowered.onnx"))
+    canon = {f.name: f.SerializeToString(deterministic=True) for f in function_protos(["MultiBaseAccumulate"])}
+    got = {f.name: f.SerializeToString(deterministic=True) for f in built.functions}
+    assert got["MultiBaseAccumulate"] == canon["MultiBaseAccumulate"]
+
+
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     return _fuzz.HostileContext.make(tmp_path_factory.mktemp("hostile_ctx"))

@@ -84,6 +84,99 @@ class GemmToMatMul(Transformation):
         return model, changed
 
 
+class FoldBiasQuant(Transformation):
+    """A layer's quantized bias (Brevitas ``bias_quant=Int32Bias`` ...): a qonnx ``Quant`` with
+    constant inputs whose output is only read as the bias of Conv / Gemm nodes becomes the constant
+    it computes (qonnx's own execution of the op), so the bias is an ordinary constant affine term.
+    Weight quantizers are never folded (the lowering reads their bits)."""
+
+    def apply(self, model: ModelWrapper):
+        from qonnx.custom_op.registry import getCustomOp
+
+        from ..patterns import QONNX_DOMAINS
+
+        changed = False
+        for q in list(model.graph.node):
+            if q.op_type != "Quant" or q.domain not in QONNX_DOMAINS:
+                continue
+            values = {i: const(model, i) for i in q.input if i}
+            cons = model.find_consumers(q.output[0]) or []
+            if any(v is None for v in values.values()) or not cons or q.output[0] in {o.name for o in model.graph.output} \
+                    or any(c.op_type not in ("Conv", "Gemm") or list(c.input).index(q.output[0]) != 2 for c in cons):
+                continue
+            context = {k: np.asarray(v) for k, v in values.items()}
+            getCustomOp(q).execute_node(context, model.graph)
+            model.set_initializer(q.output[0], np.asarray(context[q.output[0]], np.float32))
+            model.graph.node.remove(q)
+            changed = True
+        return model, changed
+
+
+class ExtractConvBias(Transformation):
+    """Conv(X, W, B) with a constant bias -> Conv(X, W) + Add(B as (O, 1, ..)): the bias becomes one
+    more per-channel affine term after the product, lowered like a batch norm's shift (joined to the
+    layer's core while the float32 arithmetic stays exact, else kept in the tail that the thresholds
+    or the output affine execute as exported). onnxruntime's Conv adds the bias to the finished sum
+    (MLAS applies it after the GEMM), so the Add computes the same float32 value."""
+
+    def apply(self, model: ModelWrapper):
+        changed = False
+        for node in list(model.graph.node):
+            if node.op_type != "Conv" or len(node.input) < 3 or not node.input[2]:
+                continue
+            bias = const(model, node.input[2])
+            if bias is None or np.asarray(bias).ndim != 1:
+                continue  # a run-time or malformed bias: the support check names it
+            rank = len(model.get_tensor_shape(node.input[1]) or [])
+            graph = model.graph
+            pos = list(graph.node).index(node)
+            out = node.output[0]
+            conv_out = fresh_name(model, node.name + "_nobias")
+            b = fresh_name(model, node.input[2] + "_channel")
+            model.set_initializer(b, np.asarray(bias, np.float32).reshape((-1,) + (1,) * max(rank - 2, 0)))
+            del node.input[2:]
+            node.output[0] = conv_out
+            graph.node.insert(pos + 1, helper.make_node("Add", [conv_out, b], [out], name=node.name + "_bias"))
+            changed = True
+        return model, changed
+
+
+class MoveFlattenBeforeInputQuant(Transformation):
+    """Quant(x) -> Flatten  =>  Flatten(x) -> Quant, for the graph input's quantizer (no layer
+    upstream) with scalar constant scale, zero point and bit width: the quantizer is elementwise, so
+    both orders give the same values bit for bit. An MLP that flattens the quantized image then reads
+    integer codes in the layout the integer-input layer expects (the flatten is float preprocessing,
+    like BNN-PYNQ's Reshape before its input quantizer)."""
+
+    def apply(self, model: ModelWrapper):
+        from ..patterns import QONNX_DOMAINS, _is_flatten, depends_on_layer
+
+        changed = False
+        for q in list(model.graph.node):
+            if q.op_type != "Quant" or q.domain not in QONNX_DOMAINS or len(q.input) < 4:
+                continue
+            params = [const(model, i) for i in q.input[1:4]]
+            if const(model, q.input[0]) is not None or any(p is None or np.asarray(p).size != 1 for p in params):
+                continue
+            cons = model.find_consumers(q.output[0]) or []
+            if len(cons) != 1 or cons[0].op_type not in ("Flatten", "Reshape") or cons[0].input[0] != q.output[0] \
+                    or not _is_flatten(model, cons[0]) or depends_on_layer(model, q.input[0]) \
+                    or q.output[0] in {o.name for o in model.graph.output}:
+                continue
+            flat = cons[0]
+            moved = fresh_name(model, flat.output[0] + "_float")
+            qout, fout = q.output[0], flat.output[0]
+            flat.input[0], flat.output[0] = q.input[0], moved
+            q.input[0], q.output[0] = moved, fout
+            nodes = model.graph.node
+            nodes.remove(flat)
+            nodes.insert(list(nodes).index(q), flat)
+            for vi in [v for v in model.graph.value_info if v.name in (qout, fout)]:
+                model.graph.value_info.remove(vi)  # shapes changed: inferred again after normalisation
+            changed = True
+        return model, changed
+
+
 class UnshareParameterTensors(Transformation):
     """Every use of an initializer gets its own copy (qonnx's GiveUniqueParameterTensors with
     deterministic names: the copies are ``<name>_<k>``, never random strings), so later rewrites
