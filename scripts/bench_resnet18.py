@@ -14,7 +14,7 @@ so it is not g++'s own peak). Writes docs/results/resnet18.json
 that fails is recorded with its exact error and the later stages are skipped (exit status 1).
 
     nice -n 5 python scripts/bench_resnet18.py [--size 32] [--m 1] [--n 1] [--images 4]
-        [--out docs/results/resnet18.json] [--work DIR] [--profile-export N]
+        [--out docs/results/resnet18.json] [--work DIR] [--profile-export N] [--reuse-export]
 
 ``--profile-export N`` runs the export under cProfile and stores the N most expensive entries
 (cumulative time) in the JSON (the export's wall time then includes the profiler's overhead).
@@ -166,6 +166,9 @@ def main() -> int:
     ap.add_argument("--profile-export", type=int, default=0, metavar="N",
                     help="profile the export with cProfile; keep the top N entries (cumulative)")
     ap.add_argument("--export-only", action="store_true", help="stop after the export (e.g. with --profile-export)")
+    ap.add_argument("--reuse-export", action="store_true",
+                    help="use the export already in --work (made by an earlier run with the same arguments and "
+                         "model code) instead of exporting again; the JSON records the export stage as reused")
     args = ap.parse_args()
     if args.size < 1 or args.images < 1 or args.calib < 1:
         print("bench_resnet18: error: --size, --images and --calib must be >= 1", file=sys.stderr)
@@ -210,7 +213,11 @@ def main() -> int:
         return net
 
     net = b.stage("build + calibrate", build_and_calibrate)
-    b.stage("export", lambda: export_to_qonnx(net, shape, exported), profile=args.profile_export)
+    if args.reuse_export and exported.exists():
+        b.stages.append({"stage": "export", "reused": str(exported),
+                         "note": "not timed here: made by an earlier run with the same arguments"})
+    else:
+        b.stage("export", lambda: export_to_qonnx(net, shape, exported), profile=args.profile_export)
     net = None
     if args.export_only:
         b.failed = b.failed or {"type": "stopped", "message": "--export-only", "where": []}
@@ -282,8 +289,8 @@ def main() -> int:
           f"{result['cpu']}, load {load0[0]:.1f} -> {result['load_average_end'][0]:.1f}\n")
     print("| stage | wall s | peak RSS MiB (process / with children) |\n|---|---:|---:|")
     for s in b.stages:
-        if s.get("skipped"):
-            print(f"| {s['stage']} | skipped | |")
+        if s.get("skipped") or s.get("reused"):
+            print(f"| {s['stage']} | {'skipped' if s.get('skipped') else 'reused'} | |")
         else:
             print(f"| {s['stage']} | {s['seconds']:.1f}{' (FAILED)' if 'error' in s else ''} | "
                   f"{s['peak_rss_mib']:.0f} / {s['peak_rss_with_children_mib']:.0f} |")

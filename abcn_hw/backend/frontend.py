@@ -462,7 +462,12 @@ def _int_layer(kind: str, idx: int, node, reads: list[str], init: dict, shapes: 
             raise ValueError("its inputs have different shapes")
         bound = int(max(sum(abs(int(s[i, ch])) * bounds[r] for i, r in enumerate(reads)) + abs(int(t[ch]))
                         for ch in range(c)))
-        return ResidualAddLayer(idx, lid, node.name, c, sp, s, t, bound, node.output[0], reads)
+        shift = int(next((a.i for a in node.attribute if a.name == "shift"), 0))
+        if not 0 <= shift < 63:
+            raise ValueError(f"rounding shift {shift} (0..62)")
+        # rounding is monotone: |rshift(y)| <= rshift(bound) (ties to even, the halves round up at most)
+        bound = -(-bound // (1 << shift)) if shift else bound
+        return ResidualAddLayer(idx, lid, node.name, c, sp, s, t, bound, node.output[0], reads, shift)
     if kind == "ithr":
         t = init[node.input[1]].astype(np.int64)
         d = init[node.input[2]].astype(np.int64).reshape(-1)

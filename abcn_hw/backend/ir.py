@@ -182,8 +182,9 @@ class PoolLayer:
 
 @dataclass
 class ResidualAddLayer:
-    """ResidualAdd (residual join, or the stem's affine with one input) on integer streams:
-    ``y[c] = sum_k s[k, c] * x_k[c] + t[c]``, exact; ``bound`` >= max |y| from the input bounds."""
+    """ResidualAdd (residual join, or the stem's affine / a requantisation with one input) on
+    integer streams: ``y[c] = rshift(sum_k s[k, c] * x_k[c] + t[c], shift)`` (ties to even; shift 0:
+    none), exact; ``bound`` >= max |y| from the input bounds."""
 
     index: int
     ident: str
@@ -195,6 +196,7 @@ class ResidualAddLayer:
     bound: int
     out_tensor: str
     inputs: list[str] = field(default_factory=list)
+    shift: int = 0
 
     op = "ResidualAdd"
 

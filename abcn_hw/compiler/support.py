@@ -16,8 +16,9 @@ from .regions import analyse
 #: float ops allowed between layers (per-channel / scalar constant operand) or on the input
 ELEMENTWISE = {"Mul", "Add", "Sub", "Div"}
 UNARY = {"Neg"}
-#: float ops kept verbatim in the lowered graph (exact: the same float32 op on the same values)
-FLOAT_KEPT = {"AveragePool", "GlobalAveragePool", "ReduceSum"}
+#: float ops kept verbatim in the lowered graph (exact: the same float32 op on the same values);
+#: Round: a residual join's requantisation Round(v * 2**-g), lowered to a ResidualAdd shift
+FLOAT_KEPT = {"AveragePool", "GlobalAveragePool", "ReduceSum", "Round"}
 STRUCTURAL = {"Reshape", "Flatten", "MaxPool", "Pad", "Transpose", "BatchNormalization"}
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..exactness import (EXACT_LIMIT, ExactnessReport, LayerExactness, dyadic, dyadic_operands, product_exactness,
+from ..exactness import (EXACT_LIMIT, ExactnessReport, LayerExactness, product_exactness,
                          worst_case_exactness)
 from ..nn import ABCActQuant, ABCConv2d, ABCLinear, FixedPointBatchNorm, InputQuant
 
@@ -84,108 +84,54 @@ def export_exactness(model: nn.Module) -> ExactnessReport:
 
 # -- residual joins (the zoo ResNets, abcn_hw.models.resnet) -------------------------------------------
 
-INT32_LIMIT = 2 ** 31
-
-
-class _Value:
-    """A per-channel dyadic value: integer * 2**e[c] with |integer| <= b[c] (float64 counts)."""
-
-    def __init__(self, e: np.ndarray, b: np.ndarray):
-        self.e, self.b = np.asarray(e, np.int64), np.asarray(b, np.float64)
-
-    def on(self, e: np.ndarray) -> np.ndarray:
-        return self.b * np.exp2((self.e - e).astype(np.float64))
-
-
-def _per_element(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(k, e) per element of a float32 vector, v == k * 2**e (zeros: e = +inf-like, k = 0)."""
-    k, e = dyadic(np.asarray(v, np.float32).reshape(1, -1), axis=0)
-    k = k.reshape(-1)
-    return k, np.where(k == 0, np.iinfo(np.int32).max, e.reshape(-1))
-
-
-def _conv_value(m) -> _Value | None:
-    inp = _abc_input(m)
-    if m.weight_quant is None or m.bias is not None or inp is None:
-        return None
-    alpha = m.weight_constants()[1].detach().cpu().numpy()
-    beta, scale, xmax = inp
-    if scale is not None and not float(np.log2(scale)).is_integer():
-        return None
-    d = dyadic_operands(alpha, beta, scale, xmax)
-    return _Value(d.ea + d.eb, d.bound(_k(m)))
-
-
-def _affine(v: _Value, bn, unit) -> tuple[_Value, float]:
-    """x * s + t of a FixedPointBatchNorm on v; the largest count any of its float32 ops reaches."""
-    s, t = (a.detach().cpu().numpy() for a in bn.affine(unit))
-    ks, es = _per_element(s)
-    prod = _Value(np.where(ks == 0, v.e, v.e + es), v.b * np.abs(ks))
-    kt, et = _per_element(t)
-    e = np.minimum(prod.e, et)
-    out = _Value(e, prod.on(e) + np.abs(kt) * np.exp2(np.where(kt == 0, 0, et - e).astype(np.float64)))
-    return out, float(max(prod.b.max(initial=0), out.b.max(initial=0)))
-
-
-def _join(a: _Value, b: _Value) -> _Value:
-    e = np.minimum(a.e, b.e)
-    return _Value(e, a.on(e) + b.on(e))
-
-
 def residual_exactness(model: nn.Module) -> list[LayerExactness]:
-    """Verdicts for the fixed-point joins of a zoo ResNet (empty for other models): every float32 op
-    of a join (batch-norm Mul and Add, the residual Add) keeps its values below 2**24 quanta of its
-    per-channel dyadic grid, so PyTorch, the export and the lowered ResidualAdd agree bit for bit;
-    and the global sum pool (float64 in the model) fits the int32 sum of the hardware."""
-    from .resnet import BasicBlock, ResNet
+    """Verdicts for the fixed-point joins of a zoo-style ResNet (``stem`` conv - FixedPointBatchNorm,
+    ``stages`` of BasicBlocks, ``pool`` over ``pool_hw``; empty for other models), from the join
+    plans of the eval constants (:mod:`abcn_hw.nn.joins`): every float32 op of a join (the
+    roundings, the batch-norm Mul and Add, the residual Add) keeps its values below 2**24 quanta of
+    its dyadic grid, so PyTorch, the export and the lowered ResidualAdd agree bit for bit; and the
+    global sum pool (float64 in the model) fits the int32 sum of the hardware."""
+    from ..nn.joins import INT32_LIMIT
+    from .resnet import BasicBlock, plan_branches
 
-    if not isinstance(model, ResNet) or not isinstance(model.stem[1], FixedPointBatchNorm):
+    stem = getattr(model, "stem", None)
+    if not (isinstance(stem, nn.Sequential) and len(stem) > 1 and isinstance(stem[1], FixedPointBatchNorm)
+            and hasattr(model, "stages") and hasattr(model, "pool_hw")):
         return []
     out: list[LayerExactness] = []
+    names = {m: n for n, m in model.named_modules()}
 
-    def verdict(name: str, value: _Value | None, peak: float, limit: int = EXACT_LIMIT, what: str = "join"):
-        if value is None:
+    def verdict(name: str, plan, what: str):
+        if plan is None:
             out.append(LayerExactness(name, False, None, f"{what}: a branch is not a provably exact layer"))
             return None
-        ok = peak < limit
-        out.append(LayerExactness(name, ok, peak, f"{what}: up to {peak:.4g} quanta " + ("<" if ok else ">=")
-                                  + f" 2^{int(np.log2(limit))} on its dyadic grid"))
-        return value if ok else None
+        how = (f"rounds (shifts {list(plan.shifts)}" + (f", identity onto 2^{plan.grid}" if plan.grid is not None else "")
+               + "); " if plan.rounds else "")
+        out.append(LayerExactness(name, plan.exact, plan.peak, f"{what}: {how}up to {plan.peak:.4g} quanta "
+                                  + ("<" if plan.peak < EXACT_LIMIT else ">=") + " 2^24 on its dyadic grid"))
+        return plan.out if plan.exact else None
 
-    def branch(conv, bn):
-        v = _conv_value(conv)
-        if v is None:
-            return None, 0.0
-        conv.quantized_weight()  # the eval constants whose quantum the batch norm's grid follows
-        return _affine(v, bn, conv.output_quantum())
+    def plan(branches, has_identity=False, identity=None, limit=float(EXACT_LIMIT)):
+        for conv, _ in branches:
+            conv.quantized_weight()  # the eval constants whose quantum the batch norm's grid follows
+        return plan_branches(branches, has_identity, identity, limit)[0]
 
-    names = {m: n for n, m in model.named_modules()}
-    r, peak = branch(model.stem[0], model.stem[1])
-    r = verdict(names[model.stem[1]], r, peak, what="stem batch norm")
+    r = verdict(names[model.stem[1]], plan([(model.stem[0], model.stem[1])]), "stem batch norm")
     for blk in model.stages:
         if not isinstance(blk, BasicBlock):
             continue
-        main, p1 = branch(blk.conv2, blk.bn2)
-        if isinstance(blk.shortcut, nn.Identity):
-            short, p2 = r, 0.0
-        else:
-            short, p2 = branch(blk.shortcut[0], blk.shortcut[1])
-        if main is None or short is None:
-            r = verdict(names[blk], None, 0.0)
+        identity = isinstance(blk.shortcut, nn.Identity)
+        if identity and r is None:
+            r = verdict(names[blk], None, "join")
             continue
-        j = _join(main, short)
-        r = verdict(names[blk], j, max(p1, p2, float(j.b.max(initial=0))))
+        r = verdict(names[blk], plan(blk.branches(), identity, r if identity else None, blk.join_limit), "join")
     if r is not None:
-        _, _, h, w = _feature_shape(model)
-        verdict(names[model.pool], r, float(r.b.max(initial=0)) * h * w, INT32_LIMIT, "integer sum pool")
+        h, w = model.pool_hw
+        total = r.peak * h * w
+        ok = total < INT32_LIMIT - 1
+        out.append(LayerExactness(names[model.pool], ok, total, f"integer sum pool: up to {total:.4g} quanta "
+                                  + ("<" if ok else ">=") + " 2^31 on its dyadic grid"))
     return out
-
-
-def _feature_shape(model) -> tuple[int, int, int, int]:
-    from .resnet import resnet_feature_shape
-
-    c, h, w = resnet_feature_shape(model.input_shape, model.name)
-    return 1, c, h, w
 
 
 def _abc_verdict(name: str, m) -> LayerExactness:

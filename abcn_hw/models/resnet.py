@@ -27,11 +27,14 @@ Padded binary convolutions pad with the bit 0 (value -sum beta), see :mod:`abcn_
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from ..nn import GlobalSumPool2d
+from ..nn import FixedPointBatchNorm, GlobalSumPool2d
+from ..nn.joins import EXACT_LIMIT, INT32_LIMIT, Dyadic, JoinPlan, plan_join
+from ..quant.grid import round_ste
 from .base import ABCModel, LayerFactory, conv_out
 
 #: (stem channels, stem kernel, stem stride, stem max pool, stages: ((channels, stride), ...) per stage)
@@ -42,9 +45,17 @@ TOPOLOGIES = {
 }
 
 
+class Residual(NamedTuple):
+    """A residual value and its static grid (None: unknown, e.g. a float reference model)."""
+
+    value: torch.Tensor
+    grid: Dyadic | None
+
+
 class BasicBlock(nn.Module):
     """conv3x3(stride) - BN - conv3x3 - FixedBN, plus the identity or an ABC conv1x1(stride) - FixedBN
-    shortcut reading the same activation bits as conv1."""
+    shortcut reading the same activation bits as conv1. Takes and returns a :class:`Residual` (a
+    plain tensor: the identity's grid is unknown, so the join does not round it)."""
 
     def __init__(self, f: LayerFactory, in_channels: int, out_channels: int, stride: int):
         super().__init__()
@@ -58,16 +69,87 @@ class BasicBlock(nn.Module):
             self.shortcut = nn.Sequential(conv, f.fixed_bn(out_channels))
         else:
             self.shortcut = nn.Identity()
+        #: the bound the join's output must stay below (lower when a global sum pool follows)
+        self.join_limit = float(EXACT_LIMIT)
+        self.last_plan: JoinPlan | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return conv_bn(self.conv2, self.bn2, self.bn1(self.conv1(x))) + (
-            x if isinstance(self.shortcut, nn.Identity) else conv_bn(self.shortcut[0], self.shortcut[1], x))
+    def branches(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(conv, batch norm) of the join's branches: conv2, and the shortcut conv if any."""
+        out = [(self.conv2, self.bn2)]
+        if not isinstance(self.shortcut, nn.Identity):
+            out.append((self.shortcut[0], self.shortcut[1]))
+        return out
+
+    def forward(self, x):
+        r, grid = (x.value, x.grid) if isinstance(x, Residual) else (x, None)
+        ys = [self.conv2(self.bn1(self.conv1(r)))]
+        identity = isinstance(self.shortcut, nn.Identity)
+        if not identity:
+            ys.append(self.shortcut[0](r))
+        out, plan = residual_join(self.branches(), ys, (r, grid) if identity else None, self.join_limit)
+        self.last_plan = plan
+        if isinstance(x, Residual):
+            return Residual(out, None if plan is None else plan.out)
+        return out
 
 
-def conv_bn(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """bn(conv(x)) with the conv's output quantum handed to the (fixed-point) batch norm."""
-    y = conv(x)
-    return bn(y, unit=conv.output_quantum())
+def residual_join(branches, ys: list[torch.Tensor], identity: tuple[torch.Tensor, Dyadic | None] | None = None,
+                  limit: float = EXACT_LIMIT) -> tuple[torch.Tensor, JoinPlan | None]:
+    """sum_b bn_b(y_b) [+ identity], exact in float32 (:mod:`abcn_hw.nn.joins`): each branch's conv
+    output and the identity rounded where the static bound requires. ``branches``: (conv, batch
+    norm) with ``ys`` their conv outputs; ``identity``: (r, its grid or None). Returns the value and
+    the plan (None where a branch is not a fixed-point batch norm after an exact ABC conv, or the
+    identity's grid is unknown: then nothing is rounded)."""
+    raws = [bn.batch_affine(y) if bn.training and isinstance(bn, FixedPointBatchNorm) else None
+            for (_, bn), y in zip(branches, ys)]
+    plan, units = plan_branches(branches, identity is not None, None if identity is None else identity[1], limit, raws)
+    out = None
+    for b, ((_, bn), y) in enumerate(zip(branches, ys)):
+        if isinstance(bn, FixedPointBatchNorm):
+            v = bn(y, unit=units[b], shift=plan.shifts[b] if plan else 0, raw=raws[b])
+        else:
+            v = bn(y, unit=units[b])
+        out = v if out is None else out + v
+    if identity is not None:
+        r = identity[0]
+        if plan is not None and plan.grid is not None:
+            g = 2.0 ** plan.grid
+            r = (round_ste(r * (1.0 / g)) if branches[0][1].training else torch.round(r * (1.0 / g))) * g
+        out = out + r
+    return out, plan
+
+
+def plan_branches(branches, has_identity: bool, identity: Dyadic | None, limit: float = EXACT_LIMIT,
+                  raws=None) -> tuple[JoinPlan | None, list]:
+    """The join plan of ``branches`` ((conv, batch norm), after the convs' forward) and the
+    identity's grid, from the eval constants or the training statistics ``raws``; and the convs'
+    output quanta. The plan is None where a branch is not a fixed-point batch norm after an exact
+    ABC conv, or the identity's grid is unknown."""
+    units = [conv.output_quantum() for conv, _ in branches]
+    if not (all(isinstance(bn, FixedPointBatchNorm) for _, bn in branches) and all(u is not None for u in units)
+            and (not has_identity or identity is not None)):
+        return None, units
+    raws = raws or [None] * len(branches)
+    return plan_join([bn.join_branch(u, conv.output_bound(), raw) for (conv, bn), u, raw in zip(branches, units, raws)],
+                     identity, limit), units
+
+
+def stem_forward(stem: nn.Sequential, x: torch.Tensor) -> tuple[Residual, JoinPlan | None]:
+    """conv - (fixed-point) batch norm [- max pool]: the first residual value, exact (a one-branch
+    join: the conv output rounded where the bound requires), and its plan. Max pooling keeps the
+    grid (the max of values on one grid; the padding never wins)."""
+    out, plan = residual_join([(stem[0], stem[1])], [stem[0](x)])
+    for m in stem[2:]:
+        out = m(out)
+    return Residual(out, None if plan is None else plan.out), plan
+
+
+def join_plans(model: nn.Module) -> list[tuple[str, JoinPlan | None]]:
+    """The join plans of the last forward of a zoo-style ResNet (stem, then each block), by module name."""
+    names = {m: n for n, m in model.named_modules()}
+    out = [(names[model.stem[1]], getattr(model, "stem_plan", None))]
+    out += [(names[b], b.last_plan) for b in model.stages if isinstance(b, BasicBlock)]
+    return out
 
 
 def _stem_out(name: str, h: int) -> int:
@@ -109,11 +191,12 @@ class ResNet(ABCModel):
         self.stages = nn.Sequential(*blocks)
         self.pool = GlobalSumPool2d(mean=f.is_float)
         self.classifier = nn.Sequential(f.linear(fc, self.num_classes), f.bn(self.num_classes))
+        self.pool_hw = (fh, fw)
         if not f.is_float:
             self.classifier[0].input_quant.prescale = fh * fw
+            # the integer sum pool of the last join's value must fit int32
+            self.stages[-1].join_limit = float(min(EXACT_LIMIT, (INT32_LIMIT - 1) / (fh * fw)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r = conv_bn(self.stem[0], self.stem[1], x)
-        for m in self.stem[2:]:
-            r = m(r)
-        return self.classifier(self.pool(self.stages(r)))
+        r, self.stem_plan = stem_forward(self.stem, x)
+        return self.classifier(self.pool(self.stages(r).value))

@@ -220,6 +220,24 @@ class _ABCLayer(nn.Module):
             return None
         return torch.from_numpy(_quantum(alpha, axis=0) * np.float32(q_in))
 
+    def output_bound(self) -> np.ndarray | None:
+        """(O,) float64: the worst-case |output| of the last forward in quanta of
+        :meth:`output_quantum` (K * xmax * sum|b| * sum_m |a[m, o]|, abcn_hw.exactness), or None
+        where :meth:`output_quantum` is None."""
+        from ..exactness import dyadic_operands
+
+        alpha = getattr(self, "_alpha_seen", None)
+        if self.weight_quant is None or alpha is None:
+            return None
+        k = int(self.weight[0].numel())
+        a = alpha.detach().cpu().numpy()
+        if isinstance(self.input_quant, ABCActQuant):
+            beta = self.input_quant.constants()[1] if not self.training else self.input_quant.params()[1]
+            return dyadic_operands(a, beta.detach().cpu().numpy()).bound(k)
+        if isinstance(self.input_quant, InputQuant):
+            return dyadic_operands(a, None, self.input_quant.scale, 2 ** self.input_quant.bits - 1).bound(k)
+        return None
+
     def quantize_input(self, x, pad=None):
         """Returns (input, explicit_pad_done)."""
         if isinstance(self.input_quant, ABCActQuant):
@@ -369,21 +387,21 @@ class FixedPointBatchNorm(ABCBatchNorm):
         sources = (self.weight, self.bias, self.running_mean, self.running_var)
         if unit is None:
             return self._cache.get(sources, compute)
-        # cached per input quantum as well, so a traced export sees constants computed by PyTorch
-        key = (tuple((t._version, t.data_ptr()) for t in sources), unit.detach().cpu().numpy().tobytes())
-        if getattr(self, "_unit_cache", (None,))[0] != key:
+        # cached per input quantum as well (every quantum a join plan tried), so a traced export
+        # sees constants computed by PyTorch
+        version = tuple((t._version, t.data_ptr()) for t in sources)
+        cache = getattr(self, "_unit_cache", None)
+        if cache is None or cache[0] != version:
+            cache = self._unit_cache = (version, {})
+        key = unit.detach().cpu().numpy().tobytes()
+        if key not in cache[1]:
             with torch.no_grad():
-                self._unit_cache = (key, tuple(v.detach().clone() for v in compute()))
-        return self._unit_cache[1]
+                cache[1][key] = tuple(v.detach().clone() for v in compute())
+        return cache[1][key]
 
-    def forward(self, x, unit=None):
-        if x.dim() not in (2, 4) or x.shape[1] != self.num_features:
-            raise UsageError(f"FixedPointBatchNorm({self.num_features}) got input of shape {tuple(x.shape)}")
-        view = (1, -1, 1, 1) if x.dim() == 4 else (1, -1)
-        if not self.training:
-            with torch.no_grad():
-                s, t = self.affine(unit)
-            return x * s.view(view) + t.view(view)
+    def batch_affine(self, x: torch.Tensor):
+        """Training: (s, t) from the batch statistics of ``x`` (before snapping; differentiable),
+        updating the running statistics once."""
         dims = (0, 2, 3) if x.dim() == 4 else (0,)
         mean = x.mean(dim=dims)
         var = x.var(dim=dims, unbiased=False)
@@ -393,7 +411,48 @@ class FixedPointBatchNorm(ABCBatchNorm):
             unbiased = var.detach() * (n / max(n - 1, 1))
             self.running_var.mul_(1 - self.momentum).add_(self.momentum * unbiased)
         s = self.weight / torch.sqrt(var + self.eps)
-        s, t = self.snap(s, self.bias - mean * s, unit)
+        return s, self.bias - mean * s
+
+    def snapped(self, raw, unit: torch.Tensor | None):
+        """(s, t) as the forward applies them: the eval constants (``raw`` None) or ``raw`` (from
+        :meth:`batch_affine`) snapped for the input quantum ``unit``."""
+        if raw is None:
+            with torch.no_grad():
+                return self.affine(unit)
+        return self.snap(raw[0], raw[1], unit)
+
+    def join_branch(self, unit: torch.Tensor, acc_bound: np.ndarray, raw=None):
+        """The :data:`abcn_hw.nn.joins.Branch` of this batch norm on an input of quantum ``unit``
+        (powers of two) and worst-case counts ``acc_bound``: shift h -> (output, peak)."""
+        from .joins import Dyadic, affine_bound
+
+        u = np.round(np.log2(unit.detach().cpu().numpy().astype(np.float64))).astype(np.int64)
+        acc = np.asarray(acc_bound, np.float64)
+
+        def branch(h: int):
+            s, t = self.snapped(raw, unit * 2.0 ** h)
+            x = Dyadic(u + h, np.round(acc * 2.0 ** -h))  # round half to even: monotone
+            return affine_bound(x, s.detach().cpu().numpy(), t.detach().cpu().numpy())
+
+        return branch
+
+    def forward(self, x, unit=None, shift: int = 0, raw=None):
+        """``unit``: the input's quantum (see the class docstring); ``shift`` h > 0 first rounds
+        the input onto unit * 2**h (half to even, exact in float32) and snaps s on that unit (a
+        residual join's requantisation, :mod:`abcn_hw.nn.joins`); ``raw``: training statistics
+        already taken by :meth:`batch_affine`."""
+        if x.dim() not in (2, 4) or x.shape[1] != self.num_features:
+            raise UsageError(f"FixedPointBatchNorm({self.num_features}) got input of shape {tuple(x.shape)}")
+        view = (1, -1, 1, 1) if x.dim() == 4 else (1, -1)
+        if self.training and raw is None:
+            raw = self.batch_affine(x)
+        if shift:
+            if unit is None:
+                raise UsageError("FixedPointBatchNorm: a rounding shift needs the input's quantum (unit)")
+            unit = unit * 2.0 ** shift
+            grid = unit.to(x.dtype).view(view)
+            x = (round_ste(x * (1.0 / grid)) if self.training else torch.round(x * (1.0 / grid))) * grid
+        s, t = self.snapped(raw if self.training else None, unit)
         return x * s.view(view) + t.view(view)
 
     def extra_repr(self):

@@ -181,8 +181,8 @@ void read_act(Reader &r, abcn::IntThresholdParams<C, PE, NOUT, THR_W> &t) {
 }
 
 // ResidualAddParams: s[pe][nf][k], t[pe][nf]
-template <unsigned C, unsigned PE, unsigned K, int S_W, int T_W>
-void read_act(Reader &r, abcn::ResidualAddParams<C, PE, K, S_W, T_W> &p) {
+template <unsigned C, unsigned PE, unsigned K, int S_W, int T_W, unsigned SH>
+void read_act(Reader &r, abcn::ResidualAddParams<C, PE, K, S_W, T_W, SH> &p) {
     for (unsigned pe = 0; pe < PE; pe++)
         for (unsigned nf = 0; nf < C / PE; nf++)
             for (unsigned k = 0; k < K; k++) p.s[pe][nf][k] = r.sint<S_W>("s");

@@ -4,12 +4,16 @@
 //            2  ResidualAddThresholdSum  (bits and sum out)
 //            3  IntThreshold             (bits out; no join parameters, CFG_K must be 1)
 // Config: CFG_C CFG_PE CFG_PIXELS CFG_K (inputs: 1 or 2) CFG_MODE CFG_IN0_W CFG_IN1_W CFG_OUT_W
-//         CFG_S_W CFG_T_W CFG_NOUT CFG_THR_W.
+//         CFG_S_W CFG_T_W CFG_NOUT CFG_THR_W [CFG_SHIFT: the join's rounding shift, default 0].
 // Input : reps (images); join parameters s[pe][nf][k], t[pe][nf] (modes 0-2); threshold
 //         parameters thr[pe][nf][j], pos[pe][nf] (modes 1-3); reps*PIXELS*C/PE words of input 0
 //         (PE*IN0_W bits), then as many of input 1 (K == 2).
 // Output: the bit words (modes 1-3), then the sum words (modes 0, 2), then the counter.
 #include "tb_common.hpp"
+
+#ifndef CFG_SHIFT
+#define CFG_SHIFT 0
+#endif
 
 constexpr unsigned C = CFG_C, PE = CFG_PE, NF = C / PE, K = CFG_K, NOUT = CFG_NOUT;
 constexpr unsigned long long PIXELS = CFG_PIXELS;
@@ -18,7 +22,7 @@ constexpr int S_W = CFG_S_W, T_W = CFG_T_W, THR_W = CFG_THR_W;
 constexpr int MODE = CFG_MODE;
 static_assert(MODE != 3 || K == 1, "IntThreshold has one input");
 
-typedef abcn::ResidualAddParams<C, PE, K, S_W, T_W> Add;
+typedef abcn::ResidualAddParams<C, PE, K, S_W, T_W, CFG_SHIFT> Add;
 typedef abcn::IntThresholdParams<C, PE, NOUT, THR_W> Thr;
 static Add add;
 static Thr thr;

@@ -90,3 +90,38 @@ def _check_fifo_sizing(g, top: str) -> None:
     assert not sized.deadlock and sized.image_done == simulate(tg, {n: 1 << 24 for n in tg.edges}, images=2).image_done
     dead = simulate(tg, {**g.fifo_sizing.depths(), names[id(skips[0])]: 2}, images=2)
     assert dead.deadlock and (names[id(skips[0])], "full") in {(b.edge, b.state) for b in dead.blocked}
+
+
+@pytest.mark.slow
+def test_resnet18_m3n3_rounding_joins_compile_and_verify_bit_exact(tmp_path):
+    """resnet18 at 32x32 with M = N = 3 (the paper's configuration): some joins' worst-case bound
+    passes 2**24 quanta, so they round (docs/residual-networks.md, "Requantising joins"); the export
+    equals PyTorch (the exporter checks it), the lowered graph carries rounding ResidualAdds, the
+    project instantiates them with a SHIFT, and the C simulation equals the lowered graph on every
+    element. The export alone takes minutes on 2 shared cores."""
+    import re
+
+    import torch
+    from _models import export
+
+    from abcn_hw.models import build_model
+    from abcn_hw.models.resnet import join_plans
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", 3, 3, input_shape=(3, 32, 32))
+    x = np.random.default_rng(0).random((34, 3, 32, 32), dtype=np.float32)
+    model.train()  # batch norm calibrated on random inputs, as scripts/bench_resnet18.py
+    with torch.no_grad():
+        for i in range(0, 32, 16):
+            model(torch.from_numpy(x[i:i + 16]))
+    model.eval()
+    with torch.no_grad():
+        model(torch.from_numpy(x[32:]))
+    assert any(p.rounds for _, p in join_plans(model)) and all(p.exact for _, p in join_plans(model))
+    path = export(model, (3, 32, 32), str(tmp_path / "r18.onnx"))
+    compile(path, tmp_path / "b")
+    params = "".join(p.read_text() for p in (tmp_path / "b" / "src").glob("params_*.hpp"))
+    assert re.search(r"ResidualAddParams<\d+, \d+, [12], \d+, \d+, [1-9]\d*>", params)
+    v = verify(path, tmp_path / "b", x[32:])
+    assert v.bit_exact and v.mismatches == 0, v.summary()
+    assert v.lowering_exact and v.contract_ok and v.ok, v.summary()

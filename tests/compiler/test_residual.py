@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from _builders import calibrate_bn, cifar_like, export_abc, export_brevitas, mnist
+from _residual_nets import BlockNet, randomise_bn
 from torch import nn
 
 from abcn_hw import models
@@ -17,49 +18,10 @@ from abcn_hw.compiler.accelerated import check_integer_only, float_ops_in_accele
 from abcn_hw.errors import UnsupportedModelError
 from abcn_hw.models.base import LayerFactory
 from abcn_hw.models.exactness import export_exactness
-from abcn_hw.models.resnet import BasicBlock
-from abcn_hw.nn import ABCBatchNorm, FixedPointBatchNorm, GlobalSumPool2d
+from abcn_hw.nn import FixedPointBatchNorm
 from abcn_hw.qonnx_export import check_fidelity
 
 RESIDUAL_OPS = {"ResidualAdd", "IntegerThreshold", "GlobalSumPool", "IntegerMaxPool"}
-
-
-class BlockNet(nn.Module):
-    """8-bit input -> stem conv - FixedBN [- max pool] -> blocks -> global sum pool -> FC - BN."""
-
-    def __init__(self, f: LayerFactory, c_in: int, hw: int, blocks: list[tuple[int, int]], stem_pool: bool):
-        super().__init__()
-        c0 = blocks[0][0] if blocks[0][1] == 1 else max(2, blocks[0][0] // 2)
-        stem = [f.conv(c_in, c0, 3, 1, 1, first=True), f.fixed_bn(c0)]
-        if stem_pool:
-            stem.append(nn.MaxPool2d(3, 2, 1))
-        self.stem = nn.Sequential(*stem)
-        layers, c = [], c0
-        for out, stride in blocks:
-            layers.append(BasicBlock(f, c, out, stride))
-            c = out
-        self.stages = nn.Sequential(*layers)
-        self.pool = GlobalSumPool2d()
-        self.classifier = nn.Sequential(f.linear(c, 5), ABCBatchNorm(5))
-        with torch.no_grad():
-            feat = self.stages(self.stem(torch.zeros(1, c_in, hw, hw)))
-        self.classifier[0].input_quant.prescale = feat.shape[2] * feat.shape[3]
-
-    def forward(self, x):
-        return self.classifier(self.pool(self.stages(self.stem(x))))
-
-
-def _randomise(net: nn.Module, seed: int, x: np.ndarray) -> None:
-    """Calibrated batch norms (train-mode forwards), then random affines with some negative scales."""
-    calibrate_bn(net, x)
-    rng = np.random.default_rng(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, ABCBatchNorm):
-                c = m.num_features
-                m.weight.copy_(torch.from_numpy(rng.uniform(0.3, 2.0, c) * rng.choice([-1, 1], c, p=[0.2, 0.8])))
-                m.bias.copy_(torch.from_numpy(rng.normal(0, 0.5, c)))
-    net.eval()
 
 
 def _check_exact(net: nn.Module, shape, x: np.ndarray) -> tuple:
@@ -93,7 +55,7 @@ def test_random_fixed_grid_blocks_are_exact(seed, m, n, c_in, hw, blocks, stem_p
     net = BlockNet(LayerFactory(m, n, "fixed", 4), c_in, hw, blocks, stem_pool)
     rng = np.random.default_rng(seed)
     x = rng.random((48, c_in, hw, hw)).astype(np.float32)
-    _randomise(net, seed, x[:32])
+    randomise_bn(net, seed, x[:32])
     low, _ = _check_exact(net, (c_in, hw, hw), x[32:])
     ops = [n.op_type for n in low.graph.node]
     assert ("IntegerMaxPool" in ops) == stem_pool

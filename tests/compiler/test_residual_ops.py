@@ -68,6 +68,39 @@ def test_residual_add_extremes():
 
 
 @settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), k=st.sampled_from([1, 2]), c=st.integers(1, 6), shift=st.integers(1, 20))
+def test_residual_add_rounding_shift(seed, k, c, shift):
+    """shift: round(sum / 2**shift) with ties to even (as the export's float Round), on negative
+    values, exact ties (odd and even quotients) and the int32 extremes."""
+    rng = np.random.default_rng(seed)
+    shape = (2, c, 3, 4)
+    xs = [rng.integers(-2 ** 26, 2 ** 26, size=shape).astype(np.int32) for _ in range(k)]
+    half = 1 << (shift - 1)
+    xs[0].reshape(-1)[:6] = [half, 3 * half, -half, -3 * half, 5 * half + 1, -(5 * half) - 1]
+    s = np.ones((k, c), np.int32)
+    s[0] = rng.choice(np.array([-1, 1], np.int32), size=c)
+    s[0, 0] = 1
+    t = np.zeros((c,), np.int32)
+    ref, got = run_both("ResidualAdd", xs + [s, t], overload=OVERLOADS[k], shift=shift)
+    y = sum(s[i].astype(np.int64).reshape(1, -1, 1, 1) * xs[i] for i in range(k)) + t.reshape(1, -1, 1, 1)
+    exp = np.round(y.astype(np.float64) / 2.0 ** shift).astype(np.int64)  # numpy rounds ties to even
+    assert ref.dtype == got.dtype == np.int32
+    np.testing.assert_array_equal(ref, exp)
+    np.testing.assert_array_equal(got, exp)
+    if k == 1:  # 0.5, 1.5, -0.5, -1.5, 2.5 + tiny, -2.5 - tiny
+        assert list(ref.reshape(-1)[:6]) == [0, 2, 0, -2, 3, -3]
+
+
+def test_residual_add_shift_extremes():
+    x0 = np.array([[2 ** 31 - 1, -(2 ** 31), 2 ** 30 + 2 ** 5, -(2 ** 30) - 3 * 2 ** 5]], np.int32)
+    s = np.ones((1, 4), np.int32)
+    t = np.zeros((4,), np.int32)
+    ref, got = run_both("ResidualAdd", [x0, s, t], overload="k1", shift=6)
+    np.testing.assert_array_equal(ref, [[2 ** 25, -(2 ** 25), 2 ** 24, -(2 ** 24) - 2]])
+    np.testing.assert_array_equal(got, ref)
+
+
+@settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 4), c=st.integers(1, 6), rank=st.sampled_from([2, 4]),
        wide=st.booleans())
 def test_integer_threshold(seed, n, c, rank, wide):

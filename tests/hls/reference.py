@@ -292,11 +292,15 @@ def wrap_signed(v: np.ndarray, w: int) -> np.ndarray:
     return ((v + 2 ** (w - 1)) % 2 ** w) - 2 ** (w - 1)
 
 
-def residual_add(xs: list, s: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """xs: K arrays (..., C); s (K, C); t (C) -> y = sum_k s[k] * x_k + t (int64, exact)."""
+def residual_add(xs: list, s: np.ndarray, t: np.ndarray, shift: int = 0) -> np.ndarray:
+    """xs: K arrays (..., C); s (K, C); t (C) -> y = sum_k s[k] * x_k + t (int64, exact), then
+    round(y / 2**shift) with ties to even (float64 division and numpy's round: exact below 2**53)."""
     y = np.broadcast_to(t.astype(np.int64), xs[0].shape).copy()
     for k, x in enumerate(xs):
         y += s[k].astype(np.int64) * x.astype(np.int64)
+    if shift:
+        assert np.abs(y).max() < 2 ** 53
+        y = np.round(y.astype(np.float64) / 2.0 ** shift).astype(np.int64)
     return y
 
 

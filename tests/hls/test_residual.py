@@ -30,6 +30,7 @@ class Join:
     out_w: int = 0  # 0: residual_sum_bits (worst case); < that: the sum wraps (documented)
     reps: int = 2
     variant: str = "default"
+    shift: int = 0  # the join's rounding shift (ties to even)
 
     @property
     def y_w(self):
@@ -46,7 +47,7 @@ class Join:
     def spec(self):
         return Spec.of("tb_residual", self.variant, C=self.c, PE=self.pe, PIXELS=self.pixels, K=self.k,
                        MODE=self.mode, IN0_W=self.in0_w, IN1_W=self.in1_w, OUT_W=self.ow, S_W=self.s_w,
-                       T_W=self.t_w, NOUT=self.nout, THR_W=self.tw)
+                       T_W=self.t_w, NOUT=self.nout, THR_W=self.tw, **({"SHIFT": self.shift} if self.shift else {}))
 
     def specs(self):
         return [self.spec()]
@@ -68,6 +69,10 @@ CASES = [
     Join(4, 2, 3, 2, BOTH, 48, 40, s_w=14, t_w=20, thr_w=64, out_w=60),
     Join(8, 4, 5, 2, BOTH, 12, 10, nout=3, variant="portable"),
     pytest.param(Join(6, 3, 4, 1, THRESH, 12, nout=2, variant="portable"), marks=pytest.mark.slow),
+    # rounding shifts (a join's requantisation): ties to even, both C-simulation paths
+    Join(8, 4, 6, 2, SUM, 12, 9, shift=3),
+    Join(6, 3, 5, 1, BOTH, 11, s_w=5, t_w=14, nout=3, shift=1),
+    Join(6, 2, 5, 2, BOTH, 10, 12, shift=6, variant="portable"),
 ]
 
 
@@ -76,7 +81,8 @@ def _id(c):
         c = c.values[0]
     mode = ("sum", "bits", "both", "thr")[c.mode]
     return (f"c{c.c}-pe{c.pe}-px{c.pixels}-k{c.k}-{mode}-in{c.in0_w}.{c.in1_w}-s{c.s_w}t{c.t_w}"
-            f"-nout{c.nout}-thr{c.tw}-out{c.ow}" + ("" if c.variant == "default" else f"-{c.variant}"))
+            f"-nout{c.nout}-thr{c.tw}-out{c.ow}" + (f"-shift{c.shift}" if c.shift else "")
+            + ("" if c.variant == "default" else f"-{c.variant}"))
 
 
 def _rand_int(rng, shape, w):
@@ -106,9 +112,15 @@ def test_residual_join(cfg, tb_builder, tmp_path):
         t = _rand_int(rng, (cfg.c,), cfg.t_w)
         s[:, 0], s[:, 1] = -(2 ** (cfg.s_w - 1)), 2 ** (cfg.s_w - 1) - 1  # largest products
         t[0], t[1] = 2 ** (cfg.t_w - 1) - 1, -(2 ** (cfg.t_w - 1))
+        if cfg.shift:  # channel 2 = x0: exact ties with odd and even quotients, both signs
+            s[:, 2], s[0, 2], t[2] = 0, 1, 0
+            half = 2 ** (cfg.shift - 1)
+            ties = np.array([1, 3, 5, 7, -1, -3, -5, -7]) * half
+            xs[0][0, :, 2] = np.resize(ties, cfg.pixels)
+            xs[0][-1, :, 2] = np.resize(ties[::-1] + 1, cfg.pixels)
         tokens += [int(v) for v in ref.fold_channels(s.T, cfg.pe).reshape(-1)]
         tokens += [int(v) for v in ref.fold_channels(t, cfg.pe).reshape(-1)]
-        y = ref.residual_add(xs, s, t)
+        y = ref.residual_add(xs, s, t, cfg.shift)
     yv = y.reshape(-1, cfg.c)
     assert ref.signed_bits(int(yv.min()), int(yv.max())) <= cfg.y_w
     if cfg.mode != SUM:

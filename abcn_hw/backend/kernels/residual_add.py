@@ -1,5 +1,6 @@
-"""Residual join (abcn::ResidualAdd, residual.hpp): ``y = s0*x0 [+ s1*x1] + t`` per channel on
-integer streams of PE fields, exact; one input for the stem's affine. Output fields of OUT_W bits,
+"""Residual join (abcn::ResidualAdd, residual.hpp): ``y = rshift(s0*x0 [+ s1*x1] + t, SHIFT)`` per
+channel on integer streams of PE fields, exact (rshift: round half to even, a join's
+requantisation; SHIFT 0: none); one input for the stem's affine or a requantisation. Output fields of OUT_W bits,
 OUT_W from the bound the frontend derives from the input ranges. Cycles: PIXELS*C/PE per image.
 Resources (estimate): per PE lane K multipliers-adders of (S_W + IN_W) bits and one of OUT_W."""
 from __future__ import annotations
@@ -20,8 +21,10 @@ def join_param_bits(layer) -> tuple[int, int]:
 def join_params(c: Cpp, lay, pe: int) -> None:
     """The join's parameter object ``<id>_add`` (abcn::ResidualAddParams) and its type ``<id>_add_t``."""
     lid = lay.ident
-    c.line(f"typedef abcn::ResidualAddParams{targs(lay.c, pe, lay.k, *join_param_bits(lay))} {lid}_add_t;")
-    c.comment("s[pe][nf][k], t[pe][nf]: y = sum_k s * x_k + t for channel nf*PE + pe")
+    shift = (lay.shift,) if lay.shift else ()  # the template's default 0: no rounding
+    c.line(f"typedef abcn::ResidualAddParams{targs(lay.c, pe, lay.k, *join_param_bits(lay), *shift)} {lid}_add_t;")
+    c.comment("s[pe][nf][k], t[pe][nf]: y = sum_k s * x_k + t for channel nf*PE + pe"
+              + (f", rounded: round(y / 2^{lay.shift}) ties to even" if lay.shift else ""))
     const_params(c, f"{lid}_add", f"{lid}_add_t", [("s", fold_channels(lay.s.T, pe), 16),
                                                      ("t", fold_channels(lay.t, pe), 16)])
 

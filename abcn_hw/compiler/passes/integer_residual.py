@@ -10,6 +10,8 @@ quanta: the export computes the real value with no rounding) the region is an in
 
 * ``MaterializeResidualJoins``: a form read by a pool, a quantizer or two consumers (a join that
   also feeds the next block's identity) -> ``ResidualAdd`` (k = 1: the stem's affine);
+* ``LowerRoundingShifts``: a join's requantisation ``Round(v * 2**-g)`` -> ``ResidualAdd`` with
+  a rounding ``shift`` (ties to even);
 * ``LowerIntegerMaxPools``: ``MaxPool`` of an integer value -> ``IntegerMaxPool``;
 * ``LowerGlobalSumPools``: ``ReduceSum`` over H, W of an integer value -> ``GlobalSumPool``;
 * ``ThresholdIntegerTensors``: the next layer's ``FloatBaseQuant`` / ``FloatQuantBits`` of an
@@ -286,25 +288,67 @@ class MaterializeResidualJoins(_IntegerPass):
 
     def _materialize(self, model: ModelWrapper, node: NodeProto, z: str, form: Form) -> bool:
         e, bound = _grid(form, self.ranges)
-        q = np.exp2(-e.astype(np.float64))
-        xs = list(form.coef)
-        s = np.stack([form.coef[x] * q for x in xs])
-        t = form.off * q
-        if len(xs) not in OVERLOADS or not (np.all(s == np.round(s)) and np.all(t == np.round(t))):
-            self.ranges.skip(node.name, f"join of {len(xs)} integer tensors (ResidualAdd takes 1 or 2)")
-            return False
-        if float(bound.max(initial=0.0)) >= INT32_LIMIT:  # implied by the float32 check; kept as the guard
+        return _materialize_form(model, self.ranges, node, z, form, e, bound, 0)
+
+
+def _materialize_form(model: ModelWrapper, ranges: IntegerRanges, node: NodeProto, out: str, form: Form,
+                      e: np.ndarray, bound: np.ndarray, shift: int) -> bool:
+    """Replace the producer of ``out`` (``node``) by ``ResidualAdd(X.., S, T, shift)`` computing
+    the form on the per-channel grid 2**e (|form| <= bound quanta), shifted right by ``shift``
+    with ties to even, then ``Cast -> Mul(2**(e + shift))`` back to the float tensor."""
+    q = np.exp2(-e.astype(np.float64))
+    xs = list(form.coef)
+    s = np.stack([form.coef[x] * q for x in xs])
+    t = form.off * q
+    if len(xs) not in OVERLOADS or not (np.all(s == np.round(s)) and np.all(t == np.round(t))):
+        ranges.skip(node.name, f"join of {len(xs)} integer tensors (ResidualAdd takes 1 or 2)")
+        return False
+    if float(bound.max(initial=0.0)) >= INT32_LIMIT:
+        if not shift:  # implied by the float32 check; kept as the guard
             raise ValueError(f"ResidualAdd at '{node.name}': |Y| up to {bound.max():.4g} >= 2^31")
-        base = node.name + "_residual"
-        y = fresh_name(model, base)
-        s_t = add_init(model, base + "_S", s.astype(np.int32))
-        t_t = add_init(model, base + "_T", t.astype(np.int32))
-        add = helper.make_node("ResidualAdd", xs + [s_t, t_t], [y], domain=DOMAIN, name=base)
-        add.overload = OVERLOADS[len(xs)]
-        rank = len(model.get_tensor_shape(z))
-        _replace_producer(model, z, [add] + _as_float(model, y, e, z, rank, base))
-        self.ranges.amax[y] = np.ceil(bound).astype(np.int64)
-        return True
+        ranges.skip(node.name, f"{node.op_type} '{node.name}': the integer it rounds reaches {bound.max():.4g} >= 2^31")
+        return False
+    base = node.name + "_residual"
+    y = fresh_name(model, base)
+    s_t = add_init(model, base + "_S", s.astype(np.int32))
+    t_t = add_init(model, base + "_T", t.astype(np.int32))
+    attrs = {"shift": int(shift)} if shift else {}
+    add = helper.make_node("ResidualAdd", xs + [s_t, t_t], [y], domain=DOMAIN, name=base, **attrs)
+    add.overload = OVERLOADS[len(xs)]
+    rank = len(model.get_tensor_shape(out))
+    _replace_producer(model, out, [add] + _as_float(model, y, e + shift, out, rank, base))
+    # rounding is monotone: max |round(v / 2**shift)| = round(bound / 2**shift)
+    ranges.amax[y] = np.ceil(np.round(bound / 2.0 ** shift)).astype(np.int64)
+    return True
+
+
+class LowerRoundingShifts(_IntegerPass):
+    """``Round`` of an exact float form of integers -> ``ResidualAdd`` with a ``shift``: a residual
+    join's requantisation ``Round(v * 2**-g) * 2**g`` (abcn_hw.nn.joins), exact in float32 for
+    every v, is an integer rounding shift (ties to even, as ``Round``). The form is put on one grid
+    2**E for all channels (E its finest exponent); with E < 0 the op shifts right by -E and the
+    result is an integer on the grid 1, else the Round changes nothing (shift 0)."""
+
+    def apply(self, model: ModelWrapper):
+        changed = False
+        for node in list(model.graph.node):
+            if node.op_type != "Round" or node.domain not in ("", "ai.onnx"):
+                continue
+            form = affine_form(model, node.input[0], self.ranges, {})
+            if form is None or not form.coef:
+                continue
+            if not form.exact:
+                self.ranges.skip(node.name, form.reason)
+                continue
+            e, bound = _grid(form, self.ranges)
+            lo = int(e.min(initial=0))
+            if lo >= 0:
+                changed |= _materialize_form(model, self.ranges, node, node.output[0], form, e, bound, 0)
+                continue
+            uniform = np.full_like(e, lo)
+            changed |= _materialize_form(model, self.ranges, node, node.output[0], form, uniform,
+                                         bound * np.exp2((e - lo).astype(np.float64)), -lo)
+        return model, changed
 
 
 class LowerIntegerMaxPools(_IntegerPass):
@@ -405,7 +449,8 @@ class ThresholdIntegerTensors(_IntegerPass):
 
 def lower_integer_residuals(model: ModelWrapper, ranges: IntegerRanges) -> None:
     """The passes above to a fixed point (a pool's output feeds the next join, and so on)."""
-    passes = (MaterializeResidualJoins(ranges), LowerIntegerMaxPools(ranges), LowerGlobalSumPools(ranges))
+    passes = (MaterializeResidualJoins(ranges), LowerRoundingShifts(ranges), LowerIntegerMaxPools(ranges),
+              LowerGlobalSumPools(ranges))
     while True:
         changed = False
         for p in passes:
@@ -416,5 +461,6 @@ def lower_integer_residuals(model: ModelWrapper, ranges: IntegerRanges) -> None:
     ThresholdIntegerTensors(ranges).apply(model)
 
 
-__all__ = ["IntegerRanges", "IntView", "LowerGlobalSumPools", "LowerIntegerMaxPools", "MaterializeResidualJoins",
+__all__ = ["IntegerRanges", "IntView", "LowerGlobalSumPools", "LowerIntegerMaxPools", "LowerRoundingShifts",
+           "MaterializeResidualJoins",
            "ThresholdIntegerTensors", "affine_form", "int_view", "lower_integer_residuals"]

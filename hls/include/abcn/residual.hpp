@@ -87,26 +87,63 @@ void DuplicateStreams(hls::stream<ap_uint<WORD_W> > &in, hls::stream<ap_uint<WOR
 }
 
 // ---------------------------------------------------------------------------------------------
-// Parameters of a residual join: the lowering's ResidualAdd(X0, [X1,] S, T),
-//     y[c] = sum_k s[k][c] * x_k[c] + t[c],    K = 1 (stem / affine) or 2 (join) inputs.
+// ShiftRoundEven<SHIFT>: round(v / 2^SHIFT) with ties to even (SHIFT = 0: v), exact on two's
+// complement: the requantisation of a residual join onto a coarser power-of-two grid (the
+// lowering's ResidualAdd shift; the export's exact float32 Round(v * 2^-SHIFT)).
+//   q = v >> SHIFT (floor), rem = v mod 2^SHIFT;  q + 1 when rem > 2^(SHIFT-1), or rem == 2^(SHIFT-1)
+//   and q is odd. |result| <= |v|, so the result fits v's width.
+// ---------------------------------------------------------------------------------------------
+template <unsigned SHIFT>
+struct ShiftRoundEven {
+    static_assert(SHIFT < 63, "rounding shift below 63 bits");
+    template <int W>
+    static ap_int<W> apply(const ap_int<W> &v) {
+#pragma HLS INLINE
+        const ap_int<W> q = v >> SHIFT;
+        const ap_uint<SHIFT> rem = ap_uint<SHIFT>(v);  // the low SHIFT bits
+        const ap_uint<SHIFT> half = ap_uint<SHIFT>(1) << (SHIFT - 1);
+        const bool up = rem > half || (rem == half && q[0] == 1);
+        return ap_int<W>(q + (up ? 1 : 0));
+    }
+    static long long native(long long v) {
+        const long long q = v >> SHIFT;  // arithmetic shift (two's complement, as ap_int)
+        const unsigned long long rem = (unsigned long long)v & ((1ull << SHIFT) - 1ull);
+        const unsigned long long half = 1ull << (SHIFT - 1);
+        return q + ((rem > half || (rem == half && (q & 1))) ? 1 : 0);
+    }
+};
+template <>
+struct ShiftRoundEven<0> {
+    template <int W>
+    static ap_int<W> apply(const ap_int<W> &v) {
+#pragma HLS INLINE
+        return v;
+    }
+    static long long native(long long v) { return v; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Parameters of a residual join: the lowering's ResidualAdd(X0, [X1,] S, T; shift = SHIFT),
+//     y[c] = rshift(sum_k s[k][c] * x_k[c] + t[c], SHIFT),    K = 1 (stem / affine / a
+// requantisation) or 2 (join) inputs; rshift = ShiftRoundEven (SHIFT = 0: none).
 // Channel c = nf*PE + pe. Plain aggregate (brace-initialisable const global):
 //   s[pe][nf][k]   integer multiplier of input k for channel c (S[k, c] of the lowering)
 //   t[pe][nf]      integer offset of channel c (T[c])
 // For HLS, partition s and t completely in dim 1 (PE) at the top level, like the thresholds.
 // ---------------------------------------------------------------------------------------------
-template <unsigned C, unsigned PE, unsigned K, int S_W, int T_W>
+template <unsigned C, unsigned PE, unsigned K, int S_W, int T_W, unsigned SHIFT = 0>
 struct ResidualAddParams {
     static_assert(C % PE == 0, "PE must divide the channel count");
     static_assert(K == 1 || K == 2, "a residual join has 1 or 2 inputs");
     static_assert(S_W >= 1 && S_W <= 32 && T_W >= 1 && T_W <= 64, "S_W in 1..32, T_W in 1..64");
     static constexpr unsigned NF = C / PE;
-    static constexpr unsigned CH = C, P = PE, INPUTS = K;
+    static constexpr unsigned CH = C, P = PE, INPUTS = K, SH = SHIFT;
     static constexpr int SW = S_W, TW = T_W;
 
     ap_int<S_W> s[PE][NF][K];
     ap_int<T_W> t[PE][NF];
 
-    // y[pe] = s0*x0[pe] (+ s1*x1[pe]) + t, exact at Y_W bits (Y_W >= residual_sum_bits).
+    // y[pe] = rshift(s0*x0[pe] (+ s1*x1[pe]) + t, SHIFT), exact at Y_W bits (Y_W >= residual_sum_bits).
     template <int Y_W, int X0_W, int X1_W>
     void apply(unsigned nf, const ap_int<X0_W> (&x0)[PE], const ap_int<X1_W> (&x1)[PE],
                ap_int<Y_W> (&y)[PE]) const {
@@ -116,7 +153,7 @@ struct ResidualAddParams {
             ap_int<Y_W> acc = ap_int<Y_W>(t[pe][nf]);
             acc += ap_int<S_W + X0_W>(s[pe][nf][0] * x0[pe]);
             if (K == 2) acc += ap_int<S_W + X1_W>(s[pe][nf][K - 1] * x1[pe]);
-            y[pe] = acc;
+            y[pe] = ShiftRoundEven<SHIFT>::apply(acc);
         }
     }
 #if ABCN_CSIM_FAST
@@ -125,7 +162,7 @@ struct ResidualAddParams {
         for (unsigned pe = 0; pe < PE; pe++) {
             long long acc = t[pe][nf].to_int64() + s[pe][nf][0].to_int64() * x0[pe];
             if (K == 2) acc += s[pe][nf][K - 1].to_int64() * x1[pe];
-            y[pe] = acc;
+            y[pe] = ShiftRoundEven<SHIFT>::native(acc);
         }
     }
 #endif
