@@ -13,7 +13,8 @@ For each model, three contenders run on the same images in the same process:
 
 The repetitions are interleaved (round r runs every contender of every model before round r+1), so
 a load change on a shared machine hits all contenders alike; each figure is the best of the rounds.
-The g++ builds and a warm-up call happen before the first round. Writes docs/results/bench_csim.json
+The g++ builds and a warm-up call happen before the first round; a short pause follows each
+onnxruntime run (its worker threads spin on after it returns, see SETTLE_S). Writes docs/results/bench_csim.json
 (with the CPU model and the load average) and prints the README's markdown table.
 
     python scripts/bench_csim.py [--models tfc_1w1a,sfc_1w1a,lfc_1w1a,cnv_1w1a,lenet33,lenet55]
@@ -44,6 +45,12 @@ from bench_csim_isolation import cpu_model  # noqa: E402
 
 #: the goals of issue 12: csim (fast view) end to end vs onnxruntime on the exported graph
 GOALS = {"tfc_1w1a": 1.0, "sfc_1w1a": 1.0, "lfc_1w1a": 1.0, "cnv_1w1a": 1.0, "lenet33": 0.5}
+#: pause after each onnxruntime run, outside any timing: its intra-op worker threads keep spinning
+#: on the cores for a while after a run returns, and on 2 cores the contender timed next (the next
+#: model's csim) ran at half speed: a 20,000-image TFC call measured 60-90 ms right after an
+#: onnxruntime run and 33-40 ms after a pause of 0.05 s or more (measured on the 2-core
+#: EPYC). csim's threads end with each batch, so onnxruntime's own timing needs no pause.
+SETTLE_S = 0.2
 LABELS = {"tfc_1w1a": "BNN-PYNQ TFC 1W1A", "sfc_1w1a": "BNN-PYNQ SFC 1W1A", "lfc_1w1a": "BNN-PYNQ LFC 1W1A",
           "cnv_1w1a": "BNN-PYNQ CNV 1W1A", "lenet33": "lenet ABC (3,3)", "lenet55": "lenet ABC (5,5)"}
 
@@ -141,6 +148,7 @@ def main(argv=None) -> int:
                 t0 = time.perf_counter()
                 run(m["sess"], m["x"], args.batch)
                 m["best"]["ort"] = min(m["best"]["ort"], time.perf_counter() - t0)
+                time.sleep(SETTLE_S)  # onnxruntime's worker threads spin on after a run (see SETTLE_S)
                 synth_s = f"{len(m['xs']) / m['best']['synth']:,.0f}/s" if m["synth"] else "not run"
                 print(f"   round {r + 1} {m['name']}: fast {len(m['x']) / m['best']['fast']:,.0f}/s, synth {synth_s}, "
                       f"ort {len(m['x']) / m['best']['ort']:,.0f}/s", flush=True)

@@ -201,6 +201,11 @@ class DesignProcess:
         self._mem = self._err = None
         self._pid = None
 
+    @property
+    def mapped_bytes(self) -> int:
+        """Bytes of shared memory this child holds (0 when it is not running)."""
+        return getattr(self, "_size", 0) if self._proc is not None else 0
+
     def close_if_idle(self) -> bool:
         """:meth:`close` unless a batch is running; whether it closed."""
         if not self._lock.acquire(blocking=False):

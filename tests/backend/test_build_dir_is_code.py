@@ -127,6 +127,47 @@ def test_hanging_design_is_stopped_at_the_time_limit(crashing, tfc):
     assert np.array_equal(simulate(bad, x[:8], timeout=60).output, simulate(tfc[2], x[:8]).output)
 
 
+def test_kept_design_processes_bounded_by_count_and_memory(monkeypatch):
+    """simulate() keeps a child process per library waiting for its next batch (a restart costs a
+    20,000-image TFC call 120 ms instead of 30 ms): a rotation over 12 libraries (fast and synthesis
+    views of six models, as scripts/bench_csim.py runs) keeps all of them; beyond KEEP_DESIGNS
+    children or KEEP_DESIGN_BYTES of shared memory held together, the least recently used idle ones
+    are ended, never the one in use nor a busy one."""
+    import importlib
+    from collections import OrderedDict
+
+    csim_mod = importlib.import_module("abcn_hw.sim.csim")
+    assert csim_mod.KEEP_DESIGNS >= 12 and csim_mod.KEEP_DESIGN_BYTES >= 12 * (128 << 20) // 2
+
+    class Child:
+        def __init__(self, path):
+            self.path, self.mapped_bytes, self.busy, self.closed = path, 0, False, False
+
+        def close_if_idle(self):
+            self.closed = not self.busy
+            return self.closed
+
+    monkeypatch.setattr(csim_mod, "DesignProcess", Child)
+    monkeypatch.setattr(csim_mod, "_DESIGNS", OrderedDict())
+    monkeypatch.setattr(csim_mod, "KEEP_DESIGN_BYTES", 1000)
+    monkeypatch.setattr(csim_mod, "KEEP_DESIGNS", 16)
+    kids = {}
+    for r in range(3):
+        for i in range(12):
+            kids[i] = csim_mod._design(f"lib{i}")
+            kids[i].mapped_bytes = 50
+    assert list(csim_mod._DESIGNS) == [f"lib{i}" for i in range(12)] and not any(k.closed for k in kids.values())
+    kids[0].busy = True
+    big = csim_mod._design("big")
+    big.mapped_bytes = 700  # 12 x 50 + 700 > 1000: the least recently used idle ones go, lib0 is busy
+    csim_mod._design("big")
+    assert kids[0].closed is False and [k for k in range(12) if kids[k].closed] == [1, 2, 3, 4, 5, 6]
+    assert list(csim_mod._DESIGNS) == ["lib0", *(f"lib{i}" for i in range(7, 12)), "big"]
+    for i in range(20):
+        csim_mod._design(f"small{i}")  # more children than KEEP_DESIGNS, none holding memory
+    assert len(csim_mod._DESIGNS) == 16 and "big" not in csim_mod._DESIGNS and "lib0" in csim_mod._DESIGNS
+
+
 def test_cli_hang_one_line_nonzero(crashing, tfc, tmp_path):
     bad, x = crashing
     np.save(tmp_path / "x.npy", x[:4])
