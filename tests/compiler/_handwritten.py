@@ -203,8 +203,9 @@ def build(spec: Spec, seed: int = 0, calib: int = 200) -> HandNet:
     return net.eval()
 
 
-def export(net: HandNet, dynamo: bool) -> onnx.ModelProto:
-    """Plain brevitas export_qonnx (dynamo or TorchScript exporter), nothing cleaned up."""
+def quiet_export_qonnx(net, example: np.ndarray, dynamo: bool) -> onnx.ModelProto:
+    """Plain brevitas export_qonnx (dynamo or TorchScript exporter) of ``net`` on ``example``, its
+    warnings and prints silenced, nothing cleaned up."""
     from brevitas.export import export_qonnx
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -212,8 +213,13 @@ def export(net: HandNet, dynamo: bool) -> onnx.ModelProto:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
                 contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
-            export_qonnx(net, torch.from_numpy(inputs(1)), export_path=raw, dynamo=dynamo)
+            export_qonnx(net, torch.from_numpy(example), export_path=raw, dynamo=dynamo)
         return onnx.load(raw)
+
+
+def export(net: HandNet, dynamo: bool) -> onnx.ModelProto:
+    """Plain brevitas export_qonnx (dynamo or TorchScript exporter), nothing cleaned up."""
+    return quiet_export_qonnx(net, inputs(1), dynamo)
 
 
 def hand_net(spec: Spec, seed: int = 0) -> tuple[onnx.ModelProto, np.ndarray]:

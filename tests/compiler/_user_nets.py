@@ -11,11 +11,6 @@ core (the accumulator's offset).
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import tempfile
-import warnings
 
 import numpy as np
 import onnx
@@ -121,15 +116,9 @@ def build(net: nn.Module, seed: int = 0) -> nn.Module:
 def export(net: nn.Module, dynamo: bool, path: str | None = None) -> onnx.ModelProto:
     """Plain ``brevitas.export.export_qonnx`` (either torch exporter), nothing cleaned up; saved to
     ``path`` (weights inline) when given."""
-    from brevitas.export import export_qonnx
+    from _handwritten import quiet_export_qonnx
 
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = os.path.join(tmp, "raw.onnx")
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-                contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
-            export_qonnx(net, torch.from_numpy(images(1)), export_path=raw, dynamo=dynamo)
-        model = onnx.load(raw)
+    model = quiet_export_qonnx(net, images(1), dynamo)
     if path is not None:
         onnx.save(model, path)
     return model
