@@ -11,7 +11,6 @@ core (the accumulator's offset).
 """
 from __future__ import annotations
 
-
 import numpy as np
 import onnx
 import torch
