@@ -90,18 +90,23 @@ def resnet18_like(hw=224, pe=16, simd=32):
     return g
 
 
+def size_and_check(g):
+    """(sizing result, its seconds, bounded simulation at the sized depths, its seconds), 2 images."""
+    t0 = time.perf_counter()
+    res = size_fifos(g, images=2)
+    t_size = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sim = simulate(g, res.depths(), images=2)
+    return res, t_size, sim, time.perf_counter() - t0
+
+
 def resnet_rows() -> list[dict]:
     """The sizing pass's speed at resnet18's shapes (a token graph built from the kernels' programs,
-    not a compiled model: the backend does not compile resnet18 yet) and the skip FIFOs it sizes."""
+    not a compiled model, so the pass is timed alone) and the skip FIFOs it sizes."""
     rows = []
     for hw in (64, 224):
         g = resnet18_like(hw)
-        t0 = time.perf_counter()
-        res = size_fifos(g, images=2)
-        t_size = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        sim = simulate(g, res.depths(), images=2)
-        t_sim = time.perf_counter() - t0
+        res, t_size, sim, t_sim = size_and_check(g)
         rows.append({"graph": f"resnet18-shaped token graph, {hw}x{hw} input, PE 16, SIMD <= 32",
                      "kernels": len(g.actors), "streams": len(g.edges),
                      "iterations_per_image": sum(p.iters for p in g.actors.values()),
@@ -120,12 +125,7 @@ def main(paths):
         for label, fold in foldings(net).items():
             hw = build_graph(net, fold)
             g = token_graph(hw)
-            t0 = time.perf_counter()
-            res = size_fifos(g, images=2)
-            t_size = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            sized = simulate(g, res.depths(), images=2)
-            t_sim = time.perf_counter() - t0
+            res, t_size, sized, t_sim = size_and_check(g)
             two = simulate(g, {e: 2 for e in g.edges}, images=2)
             t0 = time.perf_counter()
             trimmed = trim_fifos(g, res.depths(), images=2)
