@@ -44,7 +44,7 @@ Sizing (:func:`size_fifos`), vectorised (numpy, no per-cycle Python loop)
 Both recurrences run over each kernel's *event* iterations only (those that read or write a word,
 and each image's last): in between, s grows by one per iteration, so the events alone give the
 same numbers as every iteration would (an MVU reads its SF words in NF*SF iterations; resnet18 at
-224x224 has 36 M iterations per image, a few M of them events).
+224x224, compile's balanced folding: 36 M iterations per image, 5.3 M of them events).
 
 With these depths the real (greedy, bounded) pipeline writes every output word at its ASAP cycle:
 the lazy schedule obeys every data dependency and never holds more words than the depths, so it is
