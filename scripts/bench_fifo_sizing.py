@@ -3,7 +3,7 @@ against the HLS default depth 2 and against the depths trim_fifos finds by bisec
 bounded simulation (same per-image completion cycles), each checked by that simulation over 2
 images, and the time each takes. Writes docs/results/fifo_sizing.json.
 
-    python scripts/bench_fifo_sizing.py [export/lenet-3x3.onnx ...]   (about 10 minutes on 2 shared cores)
+    python scripts/bench_fifo_sizing.py [export/lenet-3x3.onnx ...]   (seconds; wall times, so run it on a quiet machine)
 """
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def resnet_rows() -> list[dict]:
                      "skip_depths": {k: v for k, v in res.depths().items() if k.endswith("_skip")},
                      "interval_cycles": res.interval_cycles, "bounded_check_interval_cycles": sim.interval_cycles,
                      "deadlock": sim.deadlock,
-                     "seconds": {"size_fifos": round(t_size, 2), "bounded_check": round(t_sim, 1)}})
+                     "seconds": {"size_fifos": round(t_size, 3), "bounded_check": round(t_sim, 3)}})
         print(rows[-1])
     return rows
 
@@ -143,15 +143,15 @@ def main(paths):
                          "depth_2": {"latency_cycles": two.latency_cycles, "interval_cycles": two.interval_cycles,
                                      "deadlock": two.deadlock},
                          "unbounded": {"latency_cycles": res.latency_cycles, "interval_cycles": res.interval_cycles},
-                         "seconds": {"size_fifos": round(t_size, 3), "bounded_check": round(t_sim, 2),
-                                     "trim_fifos": round(t_trim, 1)}})
+                         "seconds": {"size_fifos": round(t_size, 3), "bounded_check": round(t_sim, 3),
+                                     "trim_fifos": round(t_trim, 3)}})
             r = rows[-1]
             print(f"{r['model']:18} {label:40} II {r['estimate_ii_cycles']:>7}  sized: interval "
                   f"{sized.interval_cycles} latency {sized.latency_cycles}  depth 2: interval {two.interval_cycles} "
                   f"latency {two.latency_cycles}  deep: "
                   + ", ".join(f"{k}={v}" for k, v in r["sized"]["depths"].items() if v > 2)
                   + "  trimmed: " + ", ".join(f"{k}={v}" for k, v in r["trimmed"]["depths"].items() if v > 2)
-                  + f"  ({t_size:.2f} s sizing, {t_sim:.1f} s check, {t_trim:.0f} s trim)")
+                  + f"  ({t_size:.3f} s sizing, {t_sim:.3f} s check, {t_trim:.3f} s trim)")
     out = ROOT / "docs" / "results" / "fifo_sizing.json"
     out.write_text(json.dumps({"command": "python scripts/bench_fifo_sizing.py " + " ".join(paths), "images": 2,
                                "note": "cycles from the token model (estimated latencies, nothing synthesised)",

@@ -12,10 +12,13 @@ import pytest
 from abcn_hw.backend.ir import ConvGeom
 from abcn_hw.backend.kernels.bit_maxpool import pool_iters
 from abcn_hw.backend.kernels.sliding_window import sliding_window_iters
-from abcn_hw.backend.passes.fifo_sizing import (TokenGraph, TokenProgram, bit_maxpool_program, elementwise_program,
-                                                fifo_resources, fork_program, global_sum_pool_program, mvu_program,
-                                                pool_rect_programs, simulate, size_fifos, sliding_window_program,
-                                                token_graph, width_converter_program)
+from abcn_hw.backend.passes.fifo_sizing import (TokenGraph, TokenProgram, _bounded, _Prepared, _simulate_events,
+                                                bit_maxpool_program, elementwise_program, fifo_resources, fork_program,
+                                                global_sum_pool_program, mvu_program, pool_rect_programs, simulate,
+                                                size_fifos, sliding_window_program, token_graph,
+                                                width_converter_program)
+
+from _fifo_reference import dense_sizing, random_token_graph, width_converter_loop
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 
@@ -342,3 +345,81 @@ def test_resnet_block_skip_fifo():
                                                                 images=3).image_done
     dead = simulate(g, {**res.depths(), "skip": 2}, images=2)
     assert dead.deadlock and ("skip", "full") in {(b.edge, b.state) for b in dead.blocked}
+
+
+# -- the fast forms against their references (tests/backend/_fifo_reference.py) ----------------------
+
+def test_width_converter_program_equals_its_loop():
+    # the closed form against the kernel's loop, including element counts that do not divide
+    for in_w in range(1, 13):
+        for out_w in range(1, 13):
+            for n in range(0, 20):
+                p = width_converter_program(in_w, out_w, n)
+                iters, reads, writes = width_converter_loop(in_w, out_w, n)
+                assert (p.iters, p.reads[0].tolist(), p.writes[0].tolist()) == (iters, reads, writes), (in_w, out_w, n)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_sizing_over_event_iterations_equals_the_dense_recurrences(seed):
+    # size_fifos keeps each kernel's schedule only where it moves a word; the recurrences over every
+    # iteration give the same depths, occupancies and cycles
+    rng = np.random.default_rng(seed)
+    g = random_token_graph(rng)
+    images = int(rng.integers(1, 4))
+    res, ref = size_fifos(g, images), dense_sizing(g, images)
+    assert {k: (e.needed, e.depth, e.asap_occupancy) for k, e in res.edges.items()} == ref["edges"]
+    assert (res.latency_cycles, res.interval_cycles, res.makespan_cycles) == (ref["latency"], ref["interval"],
+                                                                              ref["makespan"])
+
+
+def test_simulate_equals_the_event_simulation_on_random_graphs():
+    # simulate takes the vectorised fixed point where it can prove it is the bounded pipeline's
+    # schedule; the event simulation is the reference: the same result (cycles, occupancies, and on
+    # a deadlock the same blocked streams) at the sized depths, unbounded, depth 2, random small
+    # depths and the sized depths less a little, on graphs with forks and joins
+    kinds = {"fixed point": 0, "events": 0, "deadlock": 0}
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        g = random_token_graph(rng)
+        images = int(rng.integers(1, 4))
+        sized = size_fifos(g, images).depths()
+        for depths in (sized, {e: 1 << 20 for e in g.edges}, {e: 2 for e in g.edges},
+                       {e: int(rng.integers(1, 4)) for e in g.edges},
+                       {e: max(1, d - int(rng.integers(0, 3))) for e, d in sized.items()}):
+            pg = _Prepared(g, images)
+            ref = _simulate_events(pg, dict(depths))
+            assert simulate(g, depths, images) == ref, (seed, depths)
+            kinds["deadlock"] += ref.deadlock
+            settles = _bounded(pg, depths) is not None and _bounded(pg.without_latency(), depths) is not None
+            kinds["fixed point" if settles else "events"] += 1
+    assert min(kinds.values()) >= 20, kinds   # every path is exercised
+
+
+def test_deadlock_that_only_the_latencies_hide():
+    # fork -> window generator (reads 2 rows of 4 before its first window) -> MVU -> join, and
+    # fork -> a 40-cycle pipeline -> join, its two FIFOs 5 words each: the fork fills them before
+    # the window branch has the join's first word, and every kernel waits on another (a deadlock of
+    # the event simulation). The constraints alone have a finite least solution here (a write may
+    # issue up to its latency before the read that frees its slot), so simulate must not take the
+    # fixed point with latencies without the one with every latency 0, which never settles.
+    h = w = 4
+    g = TokenGraph()
+    g.add_source("src", h * w)
+    g.add("fork", fork_program(h * w))
+    g.add("swg", sliding_window_program(h, w, 1, 3, 3, 1, 1, 1, 1, 1, 1))
+    g.add("mvu", mvu_program(mw=9, mh=1, simd=1, pe=1, vectors=h * w))
+    g.add("delay", elementwise_program(h * w, latency=40))
+    g.add("join", elementwise_program(h * w, inputs=2))
+    g.add_sink("sink", h * w)
+    for name, a, ap, b, bp in [("in", "src", 0, "fork", 0), ("a", "fork", 0, "swg", 0), ("w", "swg", 0, "mvu", 0),
+                               ("b", "mvu", 0, "join", 0), ("skip", "fork", 1, "delay", 0),
+                               ("skip2", "delay", 0, "join", 1), ("out", "join", 0, "sink", 0)]:
+        g.connect(name, a, ap, b, bp)
+    depths = {**{e: 2 for e in g.edges}, "skip": 5, "skip2": 5}
+    pg = _Prepared(g, 2)
+    assert _bounded(pg, depths) is not None and _bounded(pg.without_latency(), depths) is None
+    dead = simulate(g, depths)
+    assert dead.deadlock and dead == _simulate_events(pg, depths)
+    assert {("skip", "full"), ("skip2", "full")} <= {(b.edge, b.state) for b in dead.blocked}
+    ok = simulate(g, {**depths, "skip": 6, "skip2": 6})
+    assert not ok.deadlock and ok == _simulate_events(pg, {**depths, "skip": 6, "skip2": 6})

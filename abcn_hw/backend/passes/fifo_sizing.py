@@ -41,6 +41,11 @@ Sizing (:func:`size_fifos`), vectorised (numpy, no per-cycle Python loop)
    on its own streams (a producer into a composite kernel's internal stream always late).
 3. depth(e) = max(2, the largest number of words on e at one cycle of that schedule).
 
+Both recurrences run over each kernel's *event* iterations only (those that read or write a word,
+and each image's last): in between, s grows by one per iteration, so the events alone give the
+same numbers as every iteration would (an MVU reads its SF words in NF*SF iterations; resnet18 at
+224x224, compile's balanced folding: 36 M iterations per image, 5.3 M of them events).
+
 With these depths the real (greedy, bounded) pipeline writes every output word at its ASAP cycle:
 the lazy schedule obeys every data dependency and never holds more words than the depths, so it is
 a schedule of the bounded pipeline; the greedy execution is the earliest schedule obeying the same
@@ -53,11 +58,16 @@ schedule itself, what a simulation with unbounded FIFOs observes, is reported as
 
 Checking given depths (:func:`simulate`)
 ----------------------------------------
-An exact event simulation of the bounded pipeline (pure Python, word by word; the iterations between
-two words cost one addition): each kernel advances as far as the words it reads and the slots it
-writes are known. If no kernel can advance
-before all are done, the pipeline deadlocks, and the report names every blocked stream: *full*
-(its producer waits for a slot) or *empty* (its consumer waits for a word).
+An exact simulation of the bounded pipeline. The reference is an event simulation
+(:func:`_simulate_events`, pure Python, word by word; the iterations between two words cost one
+addition): each kernel advances as far as the words it reads and the slots it writes are known.
+If no kernel can advance before all are done, the pipeline deadlocks, and the report names every
+blocked stream: *full* (its producer waits for a slot) or *empty* (its consumer waits for a word).
+The same schedule is the least solution of the issue, data and slot constraints, which
+:func:`_bounded` finds vectorised, by a fixed-point iteration from the ASAP schedule (at the sized
+depths in one or two updates per kernel); :func:`simulate` takes it where it settles, also with
+every latency 0 (which proves that the events do not wait on each other in a cycle, i.e. no
+deadlock), and runs the event simulation otherwise. The tests compare both on random graphs.
 
 Interface for kernel classes
 ----------------------------
@@ -170,17 +180,18 @@ def mvu_program(mw, mh, simd, pe, vectors, latency: int | None = None) -> TokenP
 
 def width_converter_program(in_w, out_w, num_in_words, latency: int | None = None) -> TokenProgram:
     """abcn::MultiBaseWidthConverter: each iteration reads a word while fewer than OUT_W elements are
-    buffered, then writes one when at least OUT_W are."""
+    buffered, then writes one when at least OUT_W are. In closed form: IN_W <= OUT_W reads every
+    iteration and writes when the elements read pass a multiple of OUT_W (after i + 1 reads,
+    floor((i + 1) * IN_W / OUT_W) words out); IN_W > OUT_W writes every iteration and reads when the
+    elements written pass what the words read so far hold (after i + 1 writes, ceil((i + 1) * OUT_W
+    / IN_W) words in)."""
     num_out = num_in_words * in_w // out_w
     iters = max(num_in_words, num_out)
-    reads, writes, fill = [], [], 0
-    for i in range(iters):
-        if fill < out_w:
-            reads.append(i)
-            fill += in_w
-        if fill >= out_w:
-            writes.append(i)
-            fill -= out_w
+    i = np.arange(iters, dtype=np.int64)
+    if in_w <= out_w:
+        reads, writes = i, i[(i + 1) * in_w // out_w > i * in_w // out_w]
+    else:
+        reads, writes = i[-((i + 1) * out_w // -in_w) > -(i * out_w // -in_w)], i
     return TokenProgram(iters, (reads,), (writes,), LATENCY["wc"] if latency is None else latency, "wc")
 
 
@@ -327,12 +338,38 @@ class TokenGraph:
         return order
 
 
-def _batch(arr: np.ndarray, iters: int, images: int) -> np.ndarray:
-    return (arr[None, :] + iters * np.arange(images, dtype=np.int64)[:, None]).ravel()
+def _batch(arr: np.ndarray, step: int, images: int) -> np.ndarray:
+    return (arr[None, :] + step * np.arange(images, dtype=np.int64)[:, None]).ravel()
+
+
+def _event_iterations(prog: TokenProgram):
+    """One image's iterations that read or write a word, and the image's last iteration (sorted,
+    unique), with the positions in it of every port's iterations: (its, reads, writes, last).
+    Kept on the (immutable) program: the bounded checks simulate the same graph many times."""
+    cached = prog.__dict__.get("_events1")
+    if cached is None:
+        moves = np.zeros(prog.iters, bool)
+        for arr in prog.reads + prog.writes:
+            moves[arr] = True
+        moves[prog.iters - 1:] = True
+        its = np.flatnonzero(moves)
+        if its.size == prog.iters:  # every iteration moves a word: positions are iterations
+            cached = (its, prog.reads, prog.writes, its.size - 1)
+        else:
+            cached = (its, tuple(np.searchsorted(its, r) for r in prog.reads),
+                      tuple(np.searchsorted(its, w) for w in prog.writes), its.size - 1)
+        object.__setattr__(prog, "_events1", cached)
+    return cached
 
 
 class _Prepared:
-    """Per-batch iteration arrays of a graph."""
+    """Per-batch arrays of a graph. The schedules are kept only at each kernel's *event* iterations
+    (``it[a]``: those that read or write a word, and every image's last one): between two of them the
+    issue recurrence s[i] = max(s[i-1] + 1, b[i]) only adds one per iteration (b is 0 there, and
+    s[i] >= i), so s at the events is ``it + max(0, cummax(b - it))`` over the events alone -- the
+    same numbers as the dense recurrence over every iteration, without the idle stretches (an MVU
+    reads SF words in NF*SF iterations). ``R[e]`` / ``W[e]``: positions in ``it`` of the consumer's
+    reads / the producer's writes of edge e; ``last[a]``: positions of every image's last iteration."""
 
     def __init__(self, g: TokenGraph, images: int):
         if images < 1:
@@ -342,48 +379,84 @@ class _Prepared:
         self.order = g._order(self.outs)
         self.n = {a: p.iters * images for a, p in g.actors.items()}
         self.lat = {a: p.latency for a, p in g.actors.items()}
-        self.R = {e.name: _batch(g.actors[e.dst].reads[e.dst_port], g.actors[e.dst].iters, images)
-                  for e in g.edges.values()}
-        self.W = {e.name: _batch(g.actors[e.src].writes[e.src_port], g.actors[e.src].iters, images)
-                  for e in g.edges.values()}
+        self.it, self.last, rpos, wpos = {}, {}, {}, {}
+        for a, p in g.actors.items():
+            its, rd, wr, last = _event_iterations(p)
+            self.it[a] = _batch(its, p.iters, images)
+            self.last[a] = _batch(np.array([last]), its.size, images) if p.iters else np.zeros(0, np.int64)
+            rpos[a] = [_batch(r, its.size, images) for r in rd]
+            wpos[a] = [_batch(w, its.size, images) for w in wr]
+        self.R = {e.name: rpos[e.dst][e.dst_port] for e in g.edges.values()}
+        self.W = {e.name: wpos[e.src][e.src_port] for e in g.edges.values()}
+        self._occ: dict = {}
+
+    def without_latency(self) -> _Prepared:
+        """The same graph with every pipeline depth 0 (the arrays shared)."""
+        pg = copy.copy(self)
+        pg.lat, pg._occ = dict.fromkeys(self.lat, 0), {}
+        return pg
+
+    def times(self, e: Edge, sched: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Per word of edge e: (write cycle, read cycle)."""
+        return sched[e.src][self.W[e.name]] + self.lat[e.src], sched[e.dst][self.R[e.name]]
 
     def occupancy(self, e: Edge, sched: dict) -> int:
         """Largest number of words on edge e at one cycle (a word counts from its write cycle to its
-        read cycle inclusive)."""
-        t_w = sched[e.src][self.W[e.name]] + self.lat[e.src]
-        t_r = sched[e.dst][self.R[e.name]]
-        if t_w.size == 0:
-            return 0
-        first_live = np.searchsorted(t_r, t_w, side="left")
-        return int(np.max(np.arange(t_w.size) - first_live + 1))
+        read cycle inclusive). Memoised on the two schedules' arrays (the lazy schedule compares the
+        same edges under mostly unchanged schedules, and the result reports them)."""
+        src, dst = sched[e.src], sched[e.dst]
+        seen = self._occ.setdefault(e.name, [])
+        for s_, d_, occ in seen:
+            if s_ is src and d_ is dst:
+                return occ
+        occ = _max_live(*self.times(e, sched))
+        seen.append((src, dst, occ))
+        return occ
 
     def sinks(self) -> list[str]:
         return [a for a in self.order if not self.outs[a]]
 
     def done_times(self, sched: dict) -> np.ndarray:
         """Per image: the cycle of the last output word read by the sinks (max over sinks)."""
-        t = []
-        for a in self.sinks():
-            per = self.g.actors[a].iters
-            if per:
-                t.append(sched[a][per - 1::per][: self.images])
+        t = [sched[a][self.last[a]] for a in self.sinks() if self.g.actors[a].iters]
         return np.max(np.stack(t), axis=0) if t else np.zeros(self.images, np.int64)
 
 
-def _issue(b: np.ndarray, start: int = 0, prev: int = -1) -> np.ndarray:
-    """s[i] = max(s[i-1] + 1, b[i]) for i = start, start+1, ... with s[start-1] = prev."""
-    i = np.arange(start, start + b.size, dtype=np.int64)
-    return i + np.maximum(np.maximum.accumulate(b - i), prev - start + 1)
+def _max_live(t_w: np.ndarray, t_r: np.ndarray) -> int:
+    """Largest number of words alive at one cycle, word k alive from t_w[k] to t_r[k] inclusive (both
+    increasing, every word read after its write). At most d words are alive at once exactly when
+    every word k >= d is written after word k - d was read (the words alive at t_w[k] are a run
+    ending at k), so the largest is the smallest such d: found by doubling, then bisection, each
+    step one vectorised comparison (no search per word)."""
+    n = t_w.size
+    if n == 0:
+        return 0
+
+    def fits(d: int) -> bool:
+        return d >= n or bool(np.all(t_r[:n - d] < t_w[d:]))
+
+    lo, hi = 1, 1
+    while not fits(hi):
+        lo, hi = hi + 1, hi * 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
 
 
 def _asap(pg: _Prepared) -> dict:
+    """The earliest schedule with unbounded FIFOs, at the event iterations (``_Prepared``)."""
     s = {}
     for a in pg.order:
-        b = np.zeros(pg.n[a], np.int64)
+        it = pg.it[a]
+        b = np.zeros(it.size, np.int64)
         for e in pg.ins[a].values():
             idx = pg.R[e.name]
             b[idx] = np.maximum(b[idx], s[e.src][pg.W[e.name]] + pg.lat[e.src] + 1)
-        s[a] = _issue(b)
+        s[a] = it + np.maximum(np.maximum.accumulate(b - it), 0) if it.size else it
     return s
 
 
@@ -405,22 +478,24 @@ def _lazy(pg: _Prepared, asap: dict, fixed: set) -> dict:
     leaves the pipeline, or its own ASAP end if later), those downstream either ASAP or that late,
     whichever needs fewer FIFO bits on their own streams (the first part of a composite kernel always
     late, so that its internal stream needs no more than one word per cycle). Every such schedule obeys the data
-    dependencies, so its occupancies are depths that reach the ASAP output times (module docstring)."""
+    dependencies, so its occupancies are depths that reach the ASAP output times (module docstring).
+    At the event iterations: s[i] = i + reverse cummin(u - i), and u is unbounded between them
+    (every image's last iteration is bounded), so the events alone give the same numbers."""
     done = pg.done_times(asap)
     below = _downstream(pg, fixed)
     sched = dict(asap)
     for a in reversed(pg.order):
         if a in fixed or not pg.outs[a]:
             continue
-        n, per = pg.n[a], pg.g.actors[a].iters
-        u = np.full(n, _NEVER, np.int64)
-        if per:  # image k done by the sink's ASAP cycle for it (or the kernel's own ASAP end, if later)
-            u[per - 1::per] = np.maximum(asap[a][per - 1::per], done)
+        it = pg.it[a]
+        u = np.full(it.size, _NEVER, np.int64)
+        last = pg.last[a]
+        if last.size:  # image k done by the sink's ASAP cycle for it (or the kernel's own ASAP end, if later)
+            u[last] = np.maximum(asap[a][last], done)
         for e in pg.outs[a].values():
             idx = pg.W[e.name]
             u[idx] = np.minimum(u[idx], sched[e.dst][pg.R[e.name]] - 1 - pg.lat[a])
-        i = np.arange(n, dtype=np.int64)
-        late = i + np.minimum.accumulate((u - i)[::-1])[::-1]
+        late = it + np.minimum.accumulate((u - it)[::-1])[::-1]
         own = list(pg.ins[a].values()) + list(pg.outs[a].values())
 
         def bits(sc):
@@ -526,28 +601,34 @@ class SimResult:
         return "deadlock: " + "; ".join(parts)
 
 
-def _events(prog: TokenProgram, images: int, in_edges: list[int], out_edges: list[int]) -> list[tuple]:
+def _events(pg: _Prepared, a: str, in_edges: list[int], out_edges: list[int]) -> list[tuple]:
     """(iteration, edges read, edges written) of every iteration of a batch that moves a word."""
-    ports = [(r, e, True) for r, e in zip(prog.reads, in_edges)] + [(w, e, False) for w, e in zip(prog.writes, out_edges)]
+    prog = pg.g.actors[a]
+    its, rd, wr, _ = _event_iterations(prog)
+    ports = list(rd) + list(wr)
     if not ports:
         return []
-    its = np.unique(np.concatenate([p[0] for p in ports]))
-    masks = [np.isin(its, p[0]) for p in ports]
-    per_image = []
-    for k, it in enumerate(its.tolist()):
-        rd = tuple(e for (_, e, is_rd), m in zip(ports, masks) if is_rd and m[k])
-        wr = tuple(e for (_, e, is_rd), m in zip(ports, masks) if not is_rd and m[k])
-        per_image.append((it, rd, wr))
-    return [(it + img * prog.iters, rd, wr) for img in range(images) for it, rd, wr in per_image]
+    code = np.zeros(its.size, np.int64)
+    for p, pos in enumerate(ports):
+        code[pos] |= 1 << p
+    moving = np.flatnonzero(code)
+    kinds = {}
+    for c in np.unique(code[moving]).tolist():
+        kinds[c] = (tuple(e for p, e in enumerate(in_edges) if c >> p & 1),
+                    tuple(e for p, e in enumerate(out_edges) if c >> (len(rd) + p) & 1))
+    per_image = [kinds[c] for c in code[moving].tolist()]
+    return [(it, rw[0], rw[1]) for it, rw in zip(_batch(its[moving], prog.iters, pg.images).tolist(),
+                                                   per_image * pg.images)]
 
 
 def simulate(g: TokenGraph, depths: dict[str, int] | None = None, images: int = 2) -> SimResult:
     """Exact simulation of the bounded pipeline. ``depths`` (edge -> words) overrides the edges'
     own depths; an edge with neither is sized as by :func:`size_fifos`.
 
-    Event-driven: each kernel advances word by word (the iterations between two words cost one
-    addition) as far as the words it reads and the free slots it writes are known; a kernel that
-    advances wakes its neighbours. No kernel able to advance before all are done is a deadlock."""
+    The schedule comes from the vectorised fixed point (:func:`_bounded`) where it settles both with
+    the kernels' latencies and with every latency 0 (no cycle of waiting events: no deadlock), else
+    (a deadlock, or depths that slow a fork-join for many words) from the event simulation
+    (:func:`_simulate_events`); both give the same result (module docstring)."""
     pg = _Prepared(g, images)
     depths = dict(depths or {})
     missing = [e.name for e in g.edges.values() if e.name not in depths and e.depth is None]
@@ -559,10 +640,105 @@ def simulate(g: TokenGraph, depths: dict[str, int] | None = None, images: int = 
         depths.setdefault(e.name, e.depth)
         if depths[e.name] < 1:
             raise ValueError(f"edge {e.name}: depth must be >= 1")
+    words = {e.name: int(depths[e.name]) for e in g.edges.values()}
+    sched = _bounded(pg, words)
+    if sched is None or _bounded(pg.without_latency(), words) is None:
+        return _simulate_events(pg, depths)
+    makespan = max((int(v[-1]) + pg.lat[a] + 1 for a, v in sched.items() if v.size), default=0)
+    return _sim_result(pg, depths, {e.name: pg.times(e, sched) for e in g.edges.values()}, makespan)
+
+
+#: kernel updates per kernel that :func:`_bounded` may spend before the event simulation takes over
+_UPDATES_PER_KERNEL = 8
+
+
+def _slot_bound(t_w: np.ndarray, t_r: np.ndarray, depth: int) -> np.ndarray:
+    """Per word k >= depth of an edge: the earliest write cycle its FIFO slot allows (word k - depth
+    read at t, its slot free from t + 1)."""
+    return t_r[:t_w.size - depth] + 1
+
+
+def _bounded(pg: _Prepared, depths: dict) -> dict | None:
+    """The bounded pipeline's schedule (at the event iterations), vectorised, or None.
+
+    The schedule obeys three kinds of constraint, all monotone (max-plus): issue (s[i] >= s[i-1] + 1),
+    data (a read after its word's write) and slot (a write after the read that frees its slot, less
+    the writer's latency). Their least solution is the least fixed point of "every kernel:
+    s = issue(max(data bound, slot bound))" above the ASAP schedule (which obeys the first two only, so
+    it is never later). From ASAP, each kernel is recomputed from its neighbours, in reverse then
+    forward topological order, while one of them changed; the times only grow, and when nothing
+    changes they are that least solution. Where the ASAP schedule finds a slot for every write it is
+    the answer at once.
+
+    The event simulation (:func:`_simulate_events`) computes the same least solution event by event,
+    unless its events wait on each other in a cycle (a deadlock). Such a cycle may have a finite
+    solution here (a slot bound gives the writer its latency back), so :func:`simulate` accepts this
+    schedule only if the same fixed point also settles with every latency 0: then every dependency
+    adds at least one cycle of the clock, so a cycle of waiting events would have no finite
+    solution, and the dependencies themselves do not involve latencies. None after
+    ``_UPDATES_PER_KERNEL`` updates per kernel (a deadlock never settles; depths that slow a
+    fork-join settle a few words per update): the event simulation decides."""
+    s = _asap(pg)
+    dirty = set()
+    for e in pg.g.edges.values():
+        d = depths[e.name]
+        t_w, t_r = pg.times(e, s)
+        if d < t_w.size and np.any(t_w[d:] < _slot_bound(t_w, t_r, d)):
+            dirty.add(e.src)
+    budget, forward = _UPDATES_PER_KERNEL * len(pg.order), False
+    while dirty:
+        for a in (pg.order if forward else reversed(pg.order)):
+            if a not in dirty:
+                continue
+            dirty.discard(a)
+            budget -= 1
+            if budget < 0:
+                return None
+            it = pg.it[a]
+            b = np.zeros(it.size, np.int64)
+            for e in pg.ins[a].values():
+                idx = pg.R[e.name]
+                b[idx] = np.maximum(b[idx], s[e.src][pg.W[e.name]] + pg.lat[e.src] + 1)
+            for e in pg.outs[a].values():
+                d, idx = depths[e.name], pg.W[e.name]
+                if d < idx.size:
+                    t_w, t_r = pg.times(e, s)
+                    b[idx[d:]] = np.maximum(b[idx[d:]], _slot_bound(t_w, t_r, d) - pg.lat[a])
+            new = it + np.maximum(np.maximum.accumulate(b - it), 0) if it.size else it
+            if not np.array_equal(new, s[a]):
+                s[a] = new
+                dirty.update(e.src for e in pg.ins[a].values())
+                dirty.update(e.dst for e in pg.outs[a].values())
+        forward = not forward
+    return s
+
+
+def _sim_result(pg: _Prepared, depths: dict, times: dict, makespan: int) -> SimResult:
+    """The result of a completed run: ``times`` per edge (write cycles, read cycles) of every word."""
+    images, res = pg.images, SimResult(depths, pg.images, deadlock=False)
+    done = []
+    for a in pg.sinks():
+        per = pg.g.actors[a].iters
+        if per:
+            done.append(np.asarray(times[pg.ins[a][0].name][1], np.int64)[per - 1::per][:images])
+    image_done = np.max(np.stack(done), axis=0) if done else np.zeros(images, np.int64)
+    res.image_done = [int(t) for t in image_done]
+    res.latency_cycles = int(image_done[0]) + 1
+    res.interval_cycles = int(image_done[-1] - image_done[-2]) if images >= 2 else None
+    res.makespan_cycles = makespan
+    for name, (t_w, t_r) in times.items():
+        res.occupancy[name] = _max_live(np.asarray(t_w, np.int64), np.asarray(t_r, np.int64))
+    return res
+
+
+def _simulate_events(pg: _Prepared, depths: dict) -> SimResult:
+    """Event-driven: each kernel advances word by word (the iterations between two words cost one
+    addition) as far as the words it reads and the free slots it writes are known; a kernel that
+    advances wakes its neighbours. No kernel able to advance before all are done is a deadlock."""
+    g, images = pg.g, pg.images
     edges = list(g.edges.values())
     eid = {e.name: i for i, e in enumerate(edges)}
     dep = [int(depths[e.name]) for e in edges]
-    src_lat = [pg.lat[e.src] for e in edges]
     wt: list[list[int]] = [[] for _ in edges]   # per edge: cycle each word was written
     rt: list[list[int]] = [[] for _ in edges]   # per edge: cycle each word was read
     ev, pos, last_s, last_it, neigh = {}, {}, {}, {}, {}
@@ -570,7 +746,7 @@ def simulate(g: TokenGraph, depths: dict[str, int] | None = None, images: int = 
         prog = g.actors[a]
         ins = [eid[pg.ins[a][p].name] for p in range(len(prog.reads))]
         outs = [eid[pg.outs[a][p].name] for p in range(len(prog.writes))]
-        ev[a] = _events(prog, images, ins, outs)
+        ev[a] = _events(pg, a, ins, outs)
         pos[a], last_s[a], last_it[a] = 0, -1, -1
         neigh[a] = [edges[e].src for e in ins] + [edges[e].dst for e in outs]
     todo, queued = list(reversed(pg.order)), set(pg.order)
@@ -616,38 +792,24 @@ def simulate(g: TokenGraph, depths: dict[str, int] | None = None, images: int = 
                 if b not in queued:
                     queued.add(b)
                     todo.append(b)
-    res = SimResult(depths, images, deadlock=any(pos[a] < len(ev[a]) for a in pg.order))
-    if res.deadlock:
-        for a in pg.order:
-            if pos[a] >= len(ev[a]):
-                continue
-            _, rd, wr = ev[a][pos[a]]
-            for e in rd:
-                if len(rt[e]) >= len(wt[e]):
-                    res.blocked.append(Blocked(edges[e].name, "empty", len(wt[e]) - len(rt[e]), dep[e], edges[e].src,
-                                               edges[e].dst))
-            for e in wr:
-                j = len(wt[e]) - dep[e]
-                if j >= len(rt[e]):
-                    res.blocked.append(Blocked(edges[e].name, "full", len(wt[e]) - len(rt[e]), dep[e], edges[e].src,
-                                               edges[e].dst))
-        return res
-    done = []
-    for a in pg.sinks():
-        per = g.actors[a].iters
-        e = eid[pg.ins[a][0].name]
-        if per:
-            done.append(np.asarray(rt[e], np.int64)[per - 1::per][:images])
-    image_done = np.max(np.stack(done), axis=0) if done else np.zeros(images, np.int64)
-    res.image_done = [int(t) for t in image_done]
-    res.latency_cycles = int(image_done[0]) + 1
-    res.interval_cycles = int(image_done[-1] - image_done[-2]) if images >= 2 else None
-    res.makespan_cycles = max((last_s[a] + (pg.n[a] - 1 - last_it[a]) + pg.lat[a] + 1 for a in pg.order if pg.n[a]),
-                              default=0)
-    for i, e in enumerate(edges):
-        t_w, t_r = np.asarray(wt[i], np.int64), np.asarray(rt[i], np.int64)
-        first_live = np.searchsorted(t_r, t_w, side="left")
-        res.occupancy[e.name] = int(np.max(np.arange(t_w.size) - first_live + 1)) if t_w.size else 0
+    if all(pos[a] >= len(ev[a]) for a in pg.order):
+        makespan = max((last_s[a] + (pg.n[a] - 1 - last_it[a]) + pg.lat[a] + 1 for a in pg.order if pg.n[a]),
+                       default=0)
+        return _sim_result(pg, depths, {e.name: (wt[i], rt[i]) for i, e in enumerate(edges)}, makespan)
+    res = SimResult(depths, images, deadlock=True)
+    for a in pg.order:
+        if pos[a] >= len(ev[a]):
+            continue
+        _, rd, wr = ev[a][pos[a]]
+        for e in rd:
+            if len(rt[e]) >= len(wt[e]):
+                res.blocked.append(Blocked(edges[e].name, "empty", len(wt[e]) - len(rt[e]), dep[e], edges[e].src,
+                                           edges[e].dst))
+        for e in wr:
+            j = len(wt[e]) - dep[e]
+            if j >= len(rt[e]):
+                res.blocked.append(Blocked(edges[e].name, "full", len(wt[e]) - len(rt[e]), dep[e], edges[e].src,
+                                           edges[e].dst))
     return res
 
 
