@@ -15,6 +15,7 @@
 #if ABCN_CSIM_FAST
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 #endif
@@ -35,43 +36,56 @@ constexpr unsigned int_dot_bits(unsigned mw, unsigned in_bits, bool in_signed) {
 
 #if ABCN_CSIM_FAST
 // The C-simulation core of IntMVU, shared by IntMVU_csim (vectors from the input stream) and
-// SlidingWindowIntMVU_csim (vectors cut from an image buffer): the dot products of one input
-// vector, its activation calls and output words, and the iteration count. The weight signs are
-// expanded once (per kernel call) into masks neg[k][row] (row = o*M + m, o = nf*PE + pe; 0 for +1,
-// all ones for -1), so that the dot products of all MH*M rows are MW passes of
-// acc[row] += (x[k] ^ neg) - neg  over contiguous rows (vectorised by the compiler). Only local
-// (heap) state: reentrant. Never synthesised. T (int16 / int32 / int64) holds every pixel, partial
-// sum and dot exactly (|partial sums| <= MW * max|x| < 2^(DW-1)), so no wrapping can differ from the
-// ap_int<DW> code.
+// SlidingWindowIntMVU_csim (vectors cut from an image buffer). Input vectors are collected in blocks
+// of VB (set(k, x) element k of the next vector, push() after its MW elements; flush() after the
+// last); a block's dot products are computed together, then its output words are written vector by
+// vector, neuron fold by neuron fold, as the synthesizable loop writes them, the counter advancing
+// by SF per word written. Per row (row = o*M + m, o = nf*PE + pe) the weight elements of value +1
+// are listed once per kernel call, and per vector
+//     dot = 2 * P - S,   P = sum of x[k] over the +1 elements,  S = sum of all x[k],
+// summed over the block's vectors at once (vectorised by the compiler) in the unsigned type U of T's
+// width: modulo 2^bits(T) every step is exact, and the true dot fits T (T = int16 / int32 / int64
+// holds every dot, |dot| <= MW * max|x| < 2^(DW-1)), so the result is the ap_int<DW> code's dot.
+// A native activation (csim_act) thresholds the whole block at once. Only local (heap) state:
+// reentrant. Never synthesised.
 template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned M, unsigned IN_BITS,
           bool IN_SIGNED, class TA>
 struct IntMVUCsimCore {
     static constexpr unsigned SF = MW / SIMD;
     static constexpr unsigned NF = MH / PE;
     static constexpr unsigned ROWS = MH * M;
+    static constexpr unsigned VB = 32;              // vectors per block
     static constexpr int DW = (int)int_dot_bits(MW, IN_BITS, IN_SIGNED);
     static constexpr unsigned WW = SIMD * IN_BITS;  // input word width
     static constexpr unsigned CH = (WW + 63) / 64;  // 64-bit chunks per input word
     typedef typename std::conditional<(DW <= 16), std::int16_t,
         typename std::conditional<(DW <= 32), std::int32_t, std::int64_t>::type>::type T;
+    typedef typename std::make_unsigned<T>::type U;
     static constexpr std::uint64_t EMASK = (IN_BITS >= 64) ? ~0ull : ((1ull << IN_BITS) - 1ull);
     typedef csim_act<TA, DW> NAT;
 
     const TA &act;
     const NAT nat;
-    std::vector<T> neg, acc;
+    std::vector<unsigned> plus, plus_at;  // the +1 elements k of row r: plus[plus_at[r] .. plus_at[r+1])
+    std::vector<U> xs, dots;              // xs[k*VB + v], dots[row*VB + v]: block vector v
+    std::vector<unsigned long long> words;  // words[nf*VB + v]: native activation output
+    unsigned nb;                           // vectors in the block
 
     IntMVUCsimCore(const BinaryWeights<SIMD, PE, M, NF * SF> &weights, const TA &a)
-        : act(a), nat(a), neg((std::size_t)MW * ROWS), acc(ROWS) {
+        : act(a), nat(a), plus_at(ROWS + 1), xs((std::size_t)MW * VB), dots((std::size_t)ROWS * VB),
+          words((std::size_t)NF * VB), nb(0) {
         for (unsigned nf = 0; nf < NF; nf++)
             for (unsigned pe = 0; pe < PE; pe++)
                 for (unsigned m = 0; m < M; m++) {
                     const unsigned row = (nf * PE + pe) * M + m;
+                    plus_at[row] = (unsigned)plus.size();
                     for (unsigned sf = 0; sf < SF; sf++) {
                         const ap_uint<SIMD> w = weights.word(m, pe, nf * SF + sf);
-                        for (unsigned s = 0; s < SIMD; s++) neg[(std::size_t)(sf * SIMD + s) * ROWS + row] = w[s] ? T(0) : T(-1);
+                        for (unsigned s = 0; s < SIMD; s++)
+                            if (w[s]) plus.push_back(sf * SIMD + s);
                     }
                 }
+        plus_at[ROWS] = (unsigned)plus.size();
     }
 
     // The SIMD pixels of one input word (element s at bits [s*IN_BITS, (s+1)*IN_BITS)) into x[0..SIMD-1].
@@ -90,29 +104,67 @@ struct IntMVUCsimCore {
         }
     }
 
-    // One input vector x[0..MW-1]: its NF output words, in order, as the synthesizable loop writes
-    // them after reading the vector's SF words; the counter advances by SF per word written.
+    // Element k of the next vector.
+    void set(unsigned k, T x) { xs[(std::size_t)k * VB + nb] = (U)x; }
+
+    // The next vector is complete (all MW elements set).
     template <class OUT>
-    void vector(const T *xv, hls::stream<OUT> &out, IterCounter *counter) {
-        T *a = acc.data();
-        for (unsigned i = 0; i < ROWS; i++) a[i] = 0;
-        for (unsigned k = 0; k < MW; k++) {
-            const T xk = xv[k];
-            const T *nk = &neg[(std::size_t)k * ROWS];
-            for (unsigned i = 0; i < ROWS; i++) a[i] = (T)(a[i] + ((xk ^ nk[i]) - nk[i]));
+    void push(hls::stream<OUT> &out, IterCounter *counter) {
+        if (++nb == VB) flush(out, counter);
+    }
+
+    // d[v] += x[v] for the VB vectors of a block: with GNU C vector extensions in 64-byte vectors
+    // (g++ left the plain loop scalar after unrolling it), else the plain loop.
+    static void add_block(U *d, const U *x) {
+#if defined(__GNUC__)
+        typedef U V __attribute__((vector_size(64)));
+        constexpr unsigned L = 64 / sizeof(U);  // lanes per vector; L divides VB
+        for (unsigned i = 0; i < VB; i += L) {
+            V a, b;
+            std::memcpy(&a, d + i, sizeof a);
+            std::memcpy(&b, x + i, sizeof b);
+            a += b;
+            std::memcpy(d + i, &a, sizeof a);
         }
-        for (unsigned nf = 0; nf < NF; nf++) {
-            if (NAT::native) {  // the activation in native integers (csim_act)
-                out.write(nat.activate(nf, &a[(std::size_t)nf * PE * M]));
-                if (counter) counter->iters += SF;
-                continue;
-            }
-            ap_int<DW> dots[PE][M][1];
-            for (unsigned pe = 0; pe < PE; pe++)
-                for (unsigned m = 0; m < M; m++) dots[pe][m][0] = (long long)a[(nf * PE + pe) * M + m];
-            out.write(act.activate(nf, dots));
-            if (counter) counter->iters += SF;  // the synthesizable loop's SF iterations of this word
+#else
+        for (unsigned v = 0; v < VB; v++) d[v] = (U)(d[v] + x[v]);
+#endif
+    }
+
+    // The block's dot products, activations and output words.
+    template <class OUT>
+    void flush(hls::stream<OUT> &out, IterCounter *counter) {
+        if (nb == 0) return;
+        U sum[VB];
+        for (unsigned v = 0; v < VB; v++) sum[v] = 0;
+        for (unsigned k = 0; k < MW; k++) add_block(sum, &xs[(std::size_t)k * VB]);
+        for (unsigned row = 0; row < ROWS; row++) {
+            U p[VB];
+            for (unsigned v = 0; v < VB; v++) p[v] = 0;
+            for (unsigned i = plus_at[row]; i < plus_at[row + 1]; i++) add_block(p, &xs[(std::size_t)plus[i] * VB]);
+            U *d = &dots[(std::size_t)row * VB];
+            for (unsigned v = 0; v < VB; v++) d[v] = (U)(2u * p[v] - sum[v]);
         }
+        const T *sd = reinterpret_cast<const T *>(dots.data());  // (signed / unsigned views of one type)
+        if (NAT::native) {  // the activation in native integers (csim_act), the whole block at once
+            for (unsigned nf = 0; nf < NF; nf++)
+                nat.template activate_block<VB>(nf, &sd[(std::size_t)nf * PE * M * VB], &words[(std::size_t)nf * VB]);
+            for (unsigned v = 0; v < nb; v++)
+                for (unsigned nf = 0; nf < NF; nf++) {
+                    out.write(typename TA::out_t(words[(std::size_t)nf * VB + v]));
+                    if (counter) counter->iters += SF;  // the synthesizable loop's SF iterations of this word
+                }
+        } else {
+            for (unsigned v = 0; v < nb; v++)
+                for (unsigned nf = 0; nf < NF; nf++) {
+                    ap_int<DW> d[PE][M][1];
+                    for (unsigned pe = 0; pe < PE; pe++)
+                        for (unsigned m = 0; m < M; m++) d[pe][m][0] = (long long)sd[((std::size_t)(nf * PE + pe) * M + m) * VB + v];
+                    out.write(act.activate(nf, d));
+                    if (counter) counter->iters += SF;
+                }
+        }
+        nb = 0;
     }
 };
 
@@ -125,12 +177,16 @@ void IntMVU_csim(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename
                  unsigned reps, IterCounter *counter) {
     typedef IntMVUCsimCore<MW, MH, SIMD, PE, M, IN_BITS, IN_SIGNED, TA> Core;
     Core core(weights, act);
-    std::vector<typename Core::T> xv(MW);
+    typename Core::T x[SIMD];
     for (unsigned r = 0; r < reps; r++) {
-        // Neuron fold 0 reads the SF words of the vector; every output is written after them.
-        for (unsigned sf = 0; sf < Core::SF; sf++) Core::decode(in.read(), &xv[sf * SIMD]);
-        core.vector(xv.data(), out, counter);
+        // Neuron fold 0 reads the SF words of the vector; its outputs are written after them.
+        for (unsigned sf = 0; sf < Core::SF; sf++) {
+            Core::decode(in.read(), x);
+            for (unsigned s = 0; s < SIMD; s++) core.set(sf * SIMD + s, x[s]);
+        }
+        core.push(out, counter);
     }
+    core.flush(out, counter);
 }
 #endif
 
@@ -273,33 +329,34 @@ void SlidingWindowIntMVU_csim(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::st
     if (swg_counter) swg_counter->calls++;
     if (mvu_counter) mvu_counter->calls++;
     Core core(weights, act);
-    std::vector<T> img((std::size_t)IFM_H * IFM_W * C), xv(MW);
+    std::vector<T> img((std::size_t)IFM_H * IFM_W * C);
     for (unsigned rep = 0; rep < images; rep++) {
         for (unsigned i = 0; i < IFM_H * ROW_WORDS; i++) Core::decode(in.read(), &img[(std::size_t)i * SIMD]);
         if (swg_counter) swg_counter->iters += (unsigned long long)PRO_ROWS * ROW_WORDS;
         for (unsigned oy = 0; oy < OFM_H; oy++) {
             unsigned emitted = 0;  // the window words of this output row
             for (unsigned ox = 0; ox < OFM_W; ox++) {
-                T *x = xv.data();
+                unsigned k = 0;  // window element (ky, kx, c)
                 for (unsigned ky = 0; ky < KH; ky++) {
                     const int iy = (int)(oy * SH + ky) - (int)PT;
                     const bool row_in = iy >= 0 && iy < (int)IFM_H;
-                    for (unsigned kx = 0; kx < KW; kx++, x += C) {
+                    for (unsigned kx = 0; kx < KW; kx++, k += C) {
                         const int ix = (int)(ox * SW + kx) - (int)PL;
                         if (row_in && ix >= 0 && ix < (int)IFM_W) {
                             const T *src = &img[((std::size_t)iy * IFM_W + (unsigned)ix) * C];
-                            for (unsigned c = 0; c < C; c++) x[c] = src[c];
+                            for (unsigned c = 0; c < C; c++) core.set(k + c, src[c]);
                         } else {
-                            for (unsigned c = 0; c < C; c++) x[c] = 0;  // a padding word: pixel 0
+                            for (unsigned c = 0; c < C; c++) core.set(k + c, 0);  // a padding word: pixel 0
                         }
                         emitted += CF;
                     }
                 }
-                core.vector(xv.data(), out, mvu_counter);
+                core.push(out, mvu_counter);
             }
             if (swg_counter) swg_counter->iters += emitted > READ_MAX ? emitted : READ_MAX;
         }
     }
+    core.flush(out, mvu_counter);
 }
 #endif
 

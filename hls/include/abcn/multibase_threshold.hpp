@@ -194,6 +194,8 @@ struct csim_act {
     explicit csim_act(const TA &) {}
     template <class D>
     typename TA::out_t activate(unsigned, const D *) const { return typename TA::out_t(0); }
+    template <unsigned VB, class D>
+    void activate_block(unsigned, const D *, unsigned long long *) const {}
 };
 
 template <unsigned MH, unsigned PE, unsigned M, unsigned N, unsigned NOUT,
@@ -215,6 +217,35 @@ struct csim_act<MultiBaseThreshold<MH, PE, M, N, NOUT, DOT_MAX, A_W, B_W, ACC_W>
                 for (unsigned j = 0; j < NOUT; j++) thr[o * NOUT + j] = t.thr[pe][nf][j].to_int64();
                 pos[o] = t.pos[pe][nf] != 0;
             }
+    }
+    // The words of VB vectors at once: dots[((pe*M + m)*N + n)*VB + v] holds the fold's dots of
+    // vector v (vector index minor), words[v] = activate(nf, the dots of vector v). The same
+    // arithmetic as activate() lane by lane, which the compiler vectorises over v.
+    template <unsigned VB, class D>
+    void activate_block(unsigned nf, const D *dots, unsigned long long *words) const {
+        const unsigned sh = 64 - (unsigned)ACC_W;
+        for (unsigned v = 0; v < VB; v++) words[v] = 0;
+        for (unsigned pe = 0; pe < PE; pe++) {
+            const unsigned o = nf * PE + pe;
+            const long long *c = &coef[o * M * N];
+            long long acc[VB];
+            for (unsigned v = 0; v < VB; v++) acc[v] = 0;
+            for (unsigned k = 0; k < M * N; k++) {
+                const long long ck = c[k];
+                const D *d = &dots[(pe * M * N + k) * VB];
+                for (unsigned v = 0; v < VB; v++) acc[v] += ck * (long long)d[v];
+            }
+            for (unsigned v = 0; v < VB; v++) acc[v] = (long long)((unsigned long long)acc[v] << sh) >> sh;
+            for (unsigned j = 0; j < NOUT; j++) {
+                const long long th = thr[o * NOUT + j];
+                const unsigned at = j * PE + pe;
+                if (pos[o]) {
+                    for (unsigned v = 0; v < VB; v++) words[v] |= (unsigned long long)(acc[v] >= th) << at;
+                } else {
+                    for (unsigned v = 0; v < VB; v++) words[v] |= (unsigned long long)(acc[v] <= th) << at;
+                }
+            }
+        }
     }
     template <class D>
     typename TA::out_t activate(unsigned nf, const D *dots) const {
