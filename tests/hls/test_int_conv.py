@@ -51,10 +51,11 @@ CASES = [
     IConv(10, 7, 2, 1, (3, 3, 3, 3, 0, 0, 0, 0), 4, 4, 1, 1, nout=3),  # stride = kernel: unused rows/cols
     IConv(6, 5, 3, 1, (1, 3, 2, 1, 0, 2, 0, 1), 5, 5, 2, 0, in_bits=7, images=1),  # 1x3, wide left pad
     IConv(9, 8, 3, 3, (5, 5, 2, 2, 2, 2, 2, 2), 8, 4, 1, 1, images=4),  # K5 S2 P2
+    IConv(6, 6, 1, 1, (3, 3, 1, 1, 0, 0, 0, 0), 26, 26, 5, 1, nout=3, images=2),  # 78-bit output words
 ]
 # The same cases through the synthesis view: the fast path must agree word for word and count for count.
 CASES += [replace(c, variant="portable") for c in CASES[:3]]
-CASES += [pytest.param(replace(c, variant="portable"), marks=pytest.mark.slow) for c in CASES[3:6]]
+CASES += [pytest.param(replace(c, variant="portable"), marks=pytest.mark.slow) for c in CASES[3:7]]
 
 
 def _id(c):

@@ -68,12 +68,12 @@ struct IntMVUCsimCore {
     const NAT nat;
     std::vector<unsigned> plus, plus_at;  // the +1 elements k of row r: plus[plus_at[r] .. plus_at[r+1])
     std::vector<U> xs, dots;              // xs[k*VB + v], dots[row*VB + v]: block vector v
-    std::vector<unsigned long long> words;  // words[nf*VB + v]: native activation output
+    std::vector<unsigned long long> words;  // words[(nf*OC + c)*VB + v]: native activation output
     unsigned nb;                           // vectors in the block
 
     IntMVUCsimCore(const BinaryWeights<SIMD, PE, M, NF * SF> &weights, const TA &a)
         : act(a), nat(a), plus_at(ROWS + 1), xs((std::size_t)MW * VB), dots((std::size_t)ROWS * VB),
-          words((std::size_t)NF * VB), nb(0) {
+          words((std::size_t)NF * NAT::OC * VB), nb(0) {
         for (unsigned nf = 0; nf < NF; nf++)
             for (unsigned pe = 0; pe < PE; pe++)
                 for (unsigned m = 0; m < M; m++) {
@@ -148,10 +148,10 @@ struct IntMVUCsimCore {
         const T *sd = reinterpret_cast<const T *>(dots.data());  // (signed / unsigned views of one type)
         if (NAT::native) {  // the activation in native integers (csim_act), the whole block at once
             for (unsigned nf = 0; nf < NF; nf++)
-                nat.template activate_block<VB>(nf, &sd[(std::size_t)nf * PE * M * VB], &words[(std::size_t)nf * VB]);
+                nat.template activate_block<VB>(nf, &sd[(std::size_t)nf * PE * M * VB], &words[(std::size_t)nf * NAT::OC * VB]);
             for (unsigned v = 0; v < nb; v++)
                 for (unsigned nf = 0; nf < NF; nf++) {
-                    out.write(typename TA::out_t(words[(std::size_t)nf * VB + v]));
+                    out.write(NAT::template word<VB>(&words[(std::size_t)nf * NAT::OC * VB], v));
                     if (counter) counter->iters += SF;  // the synthesizable loop's SF iterations of this word
                 }
         } else {
