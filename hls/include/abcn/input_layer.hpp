@@ -290,12 +290,12 @@ void IntMVU(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<typename TA::
     }
 }
 
-
 #if ABCN_CSIM_FAST
 // SlidingWindowIntMVU_csim: C simulation only (never synthesised). A SlidingWindowRect (template
-// arguments IFM_H .. PR) whose window stream feeds an IntMVU (MW .. TA), evaluated as one convolution over each image: the generated top calls it
-// in the fast view where the two kernels are wired back to back (emit.py; the synthesis view and
-// synthesis keep the two calls and the stream `mid` between them). For each image the IFM_H*IFM_W*CF
+// arguments IFM_H .. PR) whose window stream feeds an IntMVU (MW .. TA), evaluated as one
+// convolution over each image: the generated top calls it in the fast view where the two kernels are
+// wired back to back (emit.py; the synthesis view and synthesis keep the two calls and the stream
+// `mid` between them). For each image the IFM_H*IFM_W*CF
 // input words are read and decoded once into a pixel buffer, and each output pixel's window vector
 // (order (ky, kx, cf, s), 0 for padding) is cut from it directly instead of passing KH*KW*CF words
 // per output pixel through `mid`, which is left untouched (empty, as the two kernels leave it).
