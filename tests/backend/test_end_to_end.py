@@ -233,7 +233,7 @@ def _fast_equals_synthesis_view(build, x):
     """The project as Vitis HLS sees it (synthesizable loops, ap_uint ROMs and streams, the ap_int
     threshold and first-layer code) gives the fast C simulation's outputs, accumulators and loop
     counts (every C-simulation fast path: XnorMVU, IntMVU, csim_act, the sliding window, the width
-    converter, the popcount)."""
+    converter, the popcount, the first layer's fused window generator + IntMVU)."""
     fast = simulate(build, x, threads=1)
     synth = simulate(build, x, threads=2, variant="synth")
     assert np.array_equal(fast.output, synth.output) and np.array_equal(fast.accumulators, synth.accumulators)

@@ -32,7 +32,14 @@ popcount_luts): report.json and README.md (the LUT figures); every other file is
 Changed deliberately when compile started to replace a lowered graph's model-local functions by
 this version's (backend/canonical.py; the stored graphs were lowered by a version whose
 XnorPopcountMatMul / XnorPopcountConv bodies differ): host/lowered.onnx, host/pre.onnx and
-host/post.onnx only; every other file is unchanged."""
+host/post.onnx only; every other file is unchanged.
+
+Changed deliberately by the fused fast view of the integer first layer (issue 12, emit.py
+_window_int_mvu_pairs): src/top.cpp of lenet33, abcpool and zp (every config), where a window
+generator feeds an IntMVU. The two calls are unchanged and now sit in the #else branch of an
+``#if ABCN_CSIM_FAST`` whose branch calls abcn::SlidingWindowIntMVU_csim (C simulation only), so
+Vitis HLS (__SYNTHESIS__) and the synthesis view see exactly the code they saw before; every other
+file is unchanged."""
 from __future__ import annotations
 
 import hashlib

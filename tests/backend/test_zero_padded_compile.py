@@ -44,10 +44,13 @@ def test_brevitas_zero_padded_net_compiles_bit_exact(tmp_path):
     assert [(l["id"], l["PE"], l["SIMD"]) for l in padded] == [(i, 1, 1) for i in fold]
     assert all(l["pad_corr_bits"] > 0 for l in padded)
     _check(verify(path, tmp_path / "b", x), len(x))
+    # the padded 8-bit first conv: the fast view's fused window generator + IntMVU call
+    assert "abcn::SlidingWindowIntMVU_csim<" in (tmp_path / "b" / "src" / "top.cpp").read_text()
     fast = simulate(tmp_path / "b", x[:10], threads=1)
     synth = simulate(tmp_path / "b", x[:10], threads=2, variant="synth")
     assert np.array_equal(fast.output, synth.output) and np.array_equal(fast.accumulators, synth.accumulators)
-    assert synth.cycles_match
+    assert [(c["id"], c["counted"]) for c in fast.counts] == [(c["id"], c["counted"]) for c in synth.counts]
+    assert synth.cycles_match and fast.cycles_match
 
 
 @pytest.mark.slow

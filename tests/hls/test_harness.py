@@ -15,6 +15,8 @@ REPRESENTATIVE = {
     "tb_sliding_window": dict(IFM_H=5, IFM_W=4, CF=2, WORD_W=6, K=3, S=2, P=1),
     "tb_xnor_mvu": dict(MW=18, MH=8, SIMD=6, PE=4, M=2, N=3, ACT=1, NOUT=2, A_W=4, B_W=3),
     "tb_input_layer": dict(MW=27, MH=8, SIMD=3, PE=2, M=3, IN_BITS=8, IN_SIGNED=1, ACT=2, NOUT=1, A_W=4, B_W=2),
+    "tb_int_conv": dict(IFM_H=6, IFM_W=5, C=2, SIMD=1, IN_BITS=8, IN_SIGNED=1, KH=3, KW=2, SH=2, SW=1, PT=1, PL=0,
+                        PB=1, PR=1, MH=4, PE=2, M=2, ACT=1, NOUT=2),
     "tb_threshold": dict(MH=6, PE=3, M=2, N=2, DW=7, DOT_MAX=50, NOUT=3, A_W=4, B_W=3, ACT=1),
     "tb_maxpool": dict(IFM_H=5, IFM_W=7, CF=2, WORD_W=6, POOL=2),
     "tb_width_converter": dict(N=2, IN_W=3, OUT_W=2, NUM_IN_WORDS=8),

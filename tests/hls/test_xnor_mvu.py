@@ -52,6 +52,10 @@ THRESH = [
     MVU(20, 12, 10, 3, 2, 3, 1, nout=2, vectors=9),
     MVU(260, 4, 130, 2, 2, 3, 1, nout=2, vectors=4),   # 3 chunks of 64 bits per base, masked tail
     MVU(260, 4, 130, 2, 2, 3, 1, nout=2, vectors=4, variant="portable"),  # same, synthesizable path
+    # output words of NOUT*PE = 75 bits (two chunks in the fast path's block activation), 11 vectors
+    # (a full block of 8 and a partial one); both views
+    MVU(40, 50, 8, 25, 2, 3, 1, nout=3, vectors=11),
+    MVU(40, 50, 8, 25, 2, 3, 1, nout=3, vectors=11, variant="portable"),
 ]
 LOGITS = [
     MVU(50, 10, 10, 5, 2, 2, 2),

@@ -182,18 +182,23 @@ constexpr unsigned long long MultiBaseAccumulate<MH, PE, M, N, DOT_MAX, A_W, B_W
 
 #if ABCN_CSIM_FAST
 // csim_act<TA>: the activation TA in native integers, for the C-simulation MVUs (never synthesised).
-// Built once per MVU call from TA's parameters; activate(nf, dots) takes the fold's dots as a plain
-// array dots[(pe*M + m)*N + n] and returns the same word as TA::activate on the ap_int dots: the
-// products a[m]*b[n] are folded into one coefficient per (channel, m, n), the sum runs in 64-bit
-// integers and is wrapped to ACC_W bits like the ap_int accumulator. `native` is false where
-// that is not exact (mb_native_ok) or for an activation without such a form (the MVU then calls
-// TA::activate as before).
+// Built once per MVU call from TA's parameters; activate_block<VB>(nf, dots, words) takes the fold's
+// dots of VB vectors as a plain array dots[((pe*M + m)*N + n)*VB + v] (vector index minor) and
+// leaves in words[c*VB + v] (c < OC, 64-bit chunks) the bits of the word TA::activate returns on the
+// ap_int dots of vector v; word<VB>(words, v) is that word. The products a[m]*b[n] are folded into
+// one coefficient per (channel, m, n), the sum runs in 64-bit integers and is wrapped to ACC_W bits
+// like the ap_int accumulator, lane by lane over the block (the compiler vectorises over v).
+// `native` is false where that is not exact (mb_native_ok) or for an activation without such a form
+// (the MVU then calls TA::activate per vector).
 template <class TA, int DW>
 struct csim_act {
     static constexpr bool native = false;
+    static constexpr unsigned OC = 1;
     explicit csim_act(const TA &) {}
-    template <class D>
-    typename TA::out_t activate(unsigned, const D *) const { return typename TA::out_t(0); }
+    template <unsigned VB, class D>
+    void activate_block(unsigned, const D *, unsigned long long *) const {}
+    template <unsigned VB>
+    static typename TA::out_t word(const unsigned long long *, unsigned) { return typename TA::out_t(0); }
 };
 
 template <unsigned MH, unsigned PE, unsigned M, unsigned N, unsigned NOUT,
@@ -201,7 +206,8 @@ template <unsigned MH, unsigned PE, unsigned M, unsigned N, unsigned NOUT,
 struct csim_act<MultiBaseThreshold<MH, PE, M, N, NOUT, DOT_MAX, A_W, B_W, ACC_W>, DW> {
     typedef MultiBaseThreshold<MH, PE, M, N, NOUT, DOT_MAX, A_W, B_W, ACC_W> TA;
     static constexpr unsigned NF = MH / PE;
-    static constexpr bool native = NOUT * PE <= 64 && mb_native_ok(ACC_W, A_W, B_W, DW);
+    static constexpr unsigned OC = (NOUT * PE + 63) / 64;  // 64-bit chunks per output word
+    static constexpr bool native = mb_native_ok(ACC_W, A_W, B_W, DW);
     // per fold nf: coef[((nf*PE + pe)*M + m)*N + n], thr[(nf*PE + pe)*NOUT + j], pos[nf*PE + pe]
     std::vector<long long> coef, thr;
     std::vector<unsigned char> pos;
@@ -216,24 +222,38 @@ struct csim_act<MultiBaseThreshold<MH, PE, M, N, NOUT, DOT_MAX, A_W, B_W, ACC_W>
                 pos[o] = t.pos[pe][nf] != 0;
             }
     }
-    template <class D>
-    typename TA::out_t activate(unsigned nf, const D *dots) const {
+    template <unsigned VB, class D>
+    void activate_block(unsigned nf, const D *dots, unsigned long long *words) const {
         const unsigned sh = 64 - (unsigned)ACC_W;
-        unsigned long long bits = 0;
+        for (unsigned i = 0; i < OC * VB; i++) words[i] = 0;
         for (unsigned pe = 0; pe < PE; pe++) {
             const unsigned o = nf * PE + pe;
             const long long *c = &coef[o * M * N];
-            const D *d = &dots[pe * M * N];
-            long long sum = 0;
-            for (unsigned k = 0; k < M * N; k++) sum += c[k] * (long long)d[k];
-            const long long acc = (long long)((unsigned long long)sum << sh) >> sh;
-            for (unsigned j = 0; j < NOUT; j++) {
+            long long acc[VB];
+            for (unsigned v = 0; v < VB; v++) acc[v] = 0;
+            for (unsigned k = 0; k < M * N; k++) {
+                const long long ck = c[k];
+                const D *d = &dots[(pe * M * N + k) * VB];
+                for (unsigned v = 0; v < VB; v++) acc[v] += ck * (long long)d[v];
+            }
+            for (unsigned v = 0; v < VB; v++) acc[v] = (long long)((unsigned long long)acc[v] << sh) >> sh;
+            for (unsigned j = 0; j < NOUT; j++) {  // output base j of channel o: bit j*PE + pe
                 const long long th = thr[o * NOUT + j];
-                const bool bit = pos[o] ? (acc >= th) : (acc <= th);
-                bits |= (unsigned long long)bit << (j * PE + pe);
+                const unsigned at = j * PE + pe;
+                unsigned long long *w = &words[(at / 64) * VB];
+                if (pos[o]) {
+                    for (unsigned v = 0; v < VB; v++) w[v] |= (unsigned long long)(acc[v] >= th) << (at % 64);
+                } else {
+                    for (unsigned v = 0; v < VB; v++) w[v] |= (unsigned long long)(acc[v] <= th) << (at % 64);
+                }
             }
         }
-        return typename TA::out_t(bits);
+    }
+    template <unsigned VB>
+    static typename TA::out_t word(const unsigned long long *words, unsigned v) {
+        unsigned long long ch[OC];
+        for (unsigned c = 0; c < OC; c++) ch[c] = words[c * VB + v];
+        return csim_store_chunks<(int)(NOUT * PE)>(ch);
     }
 };
 #endif

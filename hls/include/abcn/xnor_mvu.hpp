@@ -75,10 +75,13 @@ void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
                     }
             }
     std::vector<unsigned long long> xrow((std::size_t)N * RW);     // one vector, per input base
+    unsigned long long xw[(N * SIMD + 63) / 64 + 1];               // one input word, and a zero chunk
+    xw[(N * SIMD + 63) / 64] = 0;
     std::vector<unsigned long long> xs((std::size_t)N * RW * VB);  // a block: xs[(n*RW + k)*VB + v]
-    std::vector<int> dbuf((std::size_t)VB * MH * M * N);           // dots of the block
+    std::vector<int> dbuf((std::size_t)MH * M * N * VB);           // dots of the block: [(o*M + m)*N + n][v]
     PixelCounter<PC::OFM_H, PC::OFM_W> pix;
     typedef csim_act<TA, DW> NAT;
+    std::vector<unsigned long long> words((std::size_t)NF * NAT::OC * VB);  // native activation: [(nf*OC + c)*VB + v]
     const NAT nat(act);
     for (unsigned r0 = 0; r0 < reps; r0 += VB) {
         const unsigned nb = (reps - r0 < VB) ? reps - r0 : VB;
@@ -86,12 +89,12 @@ void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
         for (unsigned v = 0; v < nb; v++) {
             for (std::size_t i = 0; i < xrow.size(); i++) xrow[i] = 0;
             for (unsigned sf = 0; sf < SF; sf++) {
-                const ap_uint<N * SIMD> x = in.read();
+                csim_load_chunks(in.read(), xw);  // the word's chunks (a range select per field costs ~100 ns)
                 for (unsigned n = 0; n < N; n++)
                     for (unsigned c = 0; c < CH; c++) {
                         const unsigned lo = n * SIMD + c * 64;
                         const unsigned len = (c * 64 + 64 <= SIMD) ? 64u : SIMD - c * 64;
-                        csim_put_bits(&xrow[(std::size_t)n * RW], sf * SIMD + c * 64, csim_field(x, lo, len), len);
+                        csim_put_bits(&xrow[(std::size_t)n * RW], sf * SIMD + c * 64, csim_get_bits(xw, lo, len), len);
                     }
             }
             for (unsigned i = 0; i < N * RW; i++) xs[(std::size_t)i * VB + v] = xrow[i];
@@ -105,26 +108,33 @@ void XnorMVU_csim(hls::stream<ap_uint<N * SIMD> > &in, hls::stream<typename TA::
                     for (unsigned k = 0; k < RW; k++) {
                         const unsigned long long wk = w[k];
                         const unsigned long long *xk = &xs[((std::size_t)n * RW + k) * VB];
+#pragma GCC unroll 1
                         for (unsigned v = 0; v < VB; v++) cnt[v] += (unsigned long long)__builtin_popcountll(wk ^ xk[v]);
                     }
-                    for (unsigned v = 0; v < nb; v++)
-                        dbuf[(((std::size_t)v * MH + o) * M + m) * N + n] = (int)MW - 2 * (int)cnt[v];
+                    int *d = &dbuf[(((std::size_t)o * M + m) * N + n) * VB];
+                    for (unsigned v = 0; v < VB; v++) d[v] = (int)MW - 2 * (int)cnt[v];
                 }
             }
+        if (NAT::native && !PC::enabled) {
+            // the M*N products and the thresholds in native integers (csim_act), the whole block at once
+            for (unsigned nf = 0; nf < NF; nf++)
+                nat.template activate_block<VB>(nf, &dbuf[(std::size_t)nf * PE * M * N * VB], &words[(std::size_t)nf * NAT::OC * VB]);
+            for (unsigned v = 0; v < nb; v++) {
+                for (unsigned nf = 0; nf < NF; nf++) {
+                    out.write(NAT::template word<VB>(&words[(std::size_t)nf * NAT::OC * VB], v));
+                    if (counter) counter->iters += SF;
+                }
+                pix.next();
+            }
+            continue;
+        }
         for (unsigned v = 0; v < nb; v++) {
             for (unsigned nf = 0; nf < NF; nf++) {
-                const int *vd = &dbuf[(((std::size_t)v * MH + nf * PE) * M) * N];
-                if (NAT::native && !PC::enabled) {
-                    // the M*N products and the thresholds in native integers (csim_act)
-                    out.write(nat.activate(nf, vd));
-                    if (counter) counter->iters += SF;
-                    continue;
-                }
                 ap_int<DW> dots[PE][M][N];
                 for (unsigned pe = 0; pe < PE; pe++)
                     for (unsigned m = 0; m < M; m++)
                         for (unsigned n = 0; n < N; n++)
-                            dots[pe][m][n] = dbuf[(((std::size_t)v * MH + nf * PE + pe) * M + m) * N + n];
+                            dots[pe][m][n] = dbuf[((((std::size_t)nf * PE + pe) * M + m) * N + n) * VB + v];
                 if (PC::enabled) corr.template apply<NF, PE, M, N, DW>(nf, pix.y, pix.x, dots);
                 out.write(act.activate(nf, dots));
                 // this output word is the synthesizable loop's SF iterations of (vector v, fold nf)
