@@ -91,6 +91,10 @@ def source_hash(build_dir: Path, flags: list[str], ap: str) -> str:
 
 #: the generated host steps of the library (abcn_hw/backend/host_native.py)
 NATIVE_HOST_SOURCE = "tb/csim_host.cpp"
+#: the design and the batch driver, compiled as one translation unit (.csim/<key>/UNITY_SOURCE
+#: includes them) by :func:`build`
+DESIGN_SOURCES = ("src/top.cpp", "tb/csim_driver.cpp")
+UNITY_SOURCE = "csim_unity.cpp"
 #: ABI of its entry points this module speaks (abcn_csim_host_info(0))
 NATIVE_HOST_ABI = host_native.ABI_VERSION
 #: where simulate() runs the host steps: "auto" (native when the build dir has them), "native", "onnx"
@@ -117,9 +121,8 @@ def build(build_dir, dump: bool = False, cxx: str | None = None, variant: str = 
     flags = (CXX_FLAGS + CSIM_EXTRA_FLAGS + (["-DABCN_CSIM_DUMP"] if dump else [])
              + (["-fPIC", "-shared", "-DABCN_CSIM_LIB"] if library else [])
              + [f"-D{d}" for d in VARIANTS[variant]])
-    sources = ["src/top.cpp", "tb/csim_driver.cpp"]
-    if library and (b / NATIVE_HOST_SOURCE).is_file():  # the host steps in C++ (backend/host_native.py)
-        sources.append(NATIVE_HOST_SOURCE)
+    host = library and (b / NATIVE_HOST_SOURCE).is_file()  # the host steps in C++ (backend/host_native.py)
+    if host:
         flags.append("-ffp-contract=off")  # one IEEE rounding per float32 operation, as onnxruntime
     key = source_hash(b, flags + [toolchain_id(cxx, tuple(CSIM_EXTRA_FLAGS))], ap)
     out_dir = b / ".csim" / key
@@ -128,6 +131,14 @@ def build(build_dir, dump: bool = False, cxx: str | None = None, variant: str = 
         return exe
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / (exe.name + f".tmp{os.getpid()}")
+    # the design and its driver as one translation unit, so that the ap_types and kernel headers
+    # (most of a small design's front-end time) are parsed once, not once per file; the host
+    # steps stay a file of their own (their '#pragma GCC optimize' must not reach other code)
+    unity = out_dir / UNITY_SOURCE
+    unity_tmp = out_dir / (UNITY_SOURCE + f".tmp{os.getpid()}")
+    unity_tmp.write_text("".join(f'#include "../../{s}"\n' for s in DESIGN_SOURCES))
+    os.replace(unity_tmp, unity)  # whole, for a concurrent build of the same key too
+    sources = [str(unity.relative_to(b))] + ([NATIVE_HOST_SOURCE] if host else [])
     cmd = [cxx, *flags, "-Iinclude", "-Isrc", "-I" + ap, *sources, "-o", str(tmp.resolve())]
     try:
         r = subprocess.run(cmd, cwd=b, capture_output=True, text=True)
