@@ -653,6 +653,9 @@ def csim(build_dir: PathLike, inputs: Inputs, *, out: PathLike | None = None, fo
     if dump_dir is not None:
         import time
 
+        from .sim.csim import check_host
+
+        check_host(build_dir, host, dump=True)  # a host path the dump cannot take: refused before the g++ build
         t0 = time.perf_counter()
         with progress.waiting("g++ build of the per-layer driver", enabled=progress.wanted(quiet)):
             from .sim import build

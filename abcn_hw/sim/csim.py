@@ -397,6 +397,27 @@ def _run_executable(b: Path, io: dict, exe: Path, payload: bytes, images: int, t
     return chunks, calls, counts_raw, sim_seconds, taps, tap_layers
 
 
+def check_host(build_dir, host: str, dump: bool = False) -> bool:
+    """Whether :func:`simulate` with ``host`` (and ``dump``) runs the host steps natively; a
+    :class:`UsageError` for an unknown host path or one this build dir cannot take, so that a
+    caller can refuse it before any g++ build."""
+    b, io = _project(build_dir)
+    return _native_host_wanted(b, io, host, dump)
+
+
+def _native_host_wanted(b: Path, io: dict, host: str, dump: bool) -> bool:
+    if host not in HOSTS:
+        raise UsageError(f"unknown host path {host!r}", fix="use one of: " + ", ".join(HOSTS))
+    native, why = native_host(b, io)
+    if host == "native" and (not native or dump):
+        raise UsageError("the native host path is not available for this build dir"
+                         + (" with the per-layer dump" if native else f": {why}"), str(b),
+                         "run with host='auto' or 'onnx'" + ("" if native or dump else
+                                                             ", or regenerate it: abcn-hw compile MODEL.onnx "
+                                                             "--out BUILD_DIR --force"))
+    return native and not dump and host != "onnx"
+
+
 def simulate(build_dir, x: np.ndarray, dump: bool = False, threads: int | None = None,
              variant: str = "fast", host: str = "auto", timeout: float | None = None) -> CsimResult:
     """Run the whole batch ``x`` through the C simulation.
@@ -416,16 +437,7 @@ def simulate(build_dir, x: np.ndarray, dump: bool = False, threads: int | None =
     import time
 
     b, io = _project(build_dir)
-    if host not in HOSTS:
-        raise UsageError(f"unknown host path {host!r}", fix="use one of: " + ", ".join(HOSTS))
-    native, why = native_host(b, io)
-    if host == "native" and (not native or dump):
-        raise UsageError("the native host path is not available for this build dir"
-                         + (" with the per-layer dump" if native else f": {why}"), str(b),
-                         "run with host='auto' or 'onnx'" + ("" if native or dump else
-                                                             ", or regenerate it: abcn-hw compile MODEL.onnx "
-                                                             "--out BUILD_DIR --force"))
-    native = native and not dump and host != "onnx"
+    native = _native_host_wanted(b, io, host, dump)
     x = check_inputs(io, x, finite=not native)
     if threads is None:
         threads = default_threads()
