@@ -653,6 +653,9 @@ def csim(build_dir: PathLike, inputs: Inputs, *, out: PathLike | None = None, fo
     if dump_dir is not None:
         import time
 
+        from .sim.csim import check_host
+
+        check_host(build_dir, host, dump=True)  # a host path the dump cannot take: refused before the g++ build
         t0 = time.perf_counter()
         with progress.waiting("g++ build of the per-layer driver", enabled=progress.wanted(quiet)):
             from .sim import build
@@ -794,15 +797,17 @@ def run_flow(out: PathLike, *, model: str = "lenet", weight_bases: int = 3, act_
              seed: int = 0, dataset: str | None = None, data_dir: PathLike | None = None,
              scale_grid: str = "fixed", reference: bool = True, target_fps: float | None = None,
              folding: PathLike | None = None, clock_mhz: float = 100.0, images: int | None = None,
-             quiet: bool = False) -> FlowResult:
+             limit_train: int | None = None, quiet: bool = False) -> FlowResult:
     """train -> export -> lower -> compile -> csim -> verify -> report in ``out`` (``abcn-hw flow``);
-    finished stages whose inputs did not change are skipped, so a rerun resumes."""
+    finished stages whose inputs did not change are skipped, so a rerun resumes. ``limit_train``:
+    train on the first K training images only (as in :func:`fit`)."""
     from .flow import FlowConfig
 
     cfg = FlowConfig(out=Path(out), model=model, dataset=dataset, data_dir=Path(data_dir) if data_dir else None,
                      weight_bases=weight_bases, act_bases=act_bases, scale_grid=scale_grid, epochs=epochs, seed=seed,
                      reference=reference, target_fps=target_fps, folding=Path(folding) if folding else None,
-                     clock_mhz=clock_mhz, images=images, quiet=quiet, command=["abcn_hw.run_flow"])
+                     clock_mhz=clock_mhz, images=images, limit_train=limit_train, quiet=quiet,
+                     command=["abcn_hw.run_flow"])
     return flow_config(cfg)
 
 

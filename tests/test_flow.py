@@ -6,11 +6,16 @@ import pytest
 from abcn_hw.cli import main
 
 
+#: the flow the module's tests share: one epoch on the first 1,000 of the 8,000 training images
+#: (what the tests check, exactness and the report, does not depend on how well it learns)
+FLOW = ["flow", "--model", "lenet", "--weight-bases", "2", "--act-bases", "2", "--epochs", "1", "--images", "200",
+        "--no-reference", "--limit-train", "1000"]
+
+
 @pytest.fixture(scope="module")
 def flow_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("flow") / "demo"
-    rc = main(["flow", "--model", "lenet", "--weight-bases", "2", "--act-bases", "2", "--epochs", "1",
-               "--images", "200", "--no-reference", "--quiet", "--out", str(out)])
+    rc = main([*FLOW, "--quiet", "--out", str(out)])
     assert rc == 0
     return out
 
@@ -43,8 +48,7 @@ def test_flow_resumes_without_redoing_finished_stages(flow_dir, capsys, monkeypa
     # the up-front backend-support check is not repeated once this training compiled
     monkeypatch.setattr(FlowConfig, "check_backend_support", lambda self: pytest.fail("checked again"))
     before = {p.name: p.stat().st_mtime_ns for p in (flow_dir / ".flow").glob("*.json")}
-    rc = main(["flow", "--model", "lenet", "--weight-bases", "2", "--act-bases", "2", "--epochs", "1",
-               "--images", "200", "--no-reference", "--quiet", "--out", str(flow_dir)])
+    rc = main([*FLOW, "--quiet", "--out", str(flow_dir)])
     assert rc == 0
     err = capsys.readouterr().err
     for stage in ("train", "lower", "compile", "csim", "verify"):
@@ -81,13 +85,12 @@ def test_flow_json_is_the_api_result(flow_dir, capsys):
     import abcn_hw as ah
 
     capsys.readouterr()
-    rc = main(["flow", "--model", "lenet", "--weight-bases", "2", "--act-bases", "2", "--epochs", "1",
-               "--images", "200", "--no-reference", "--json", "--out", str(flow_dir)])
+    rc = main([*FLOW, "--json", "--out", str(flow_dir)])
     out = capsys.readouterr().out
     assert rc == 0
     cli = json.loads(out)
     res = ah.run_flow(flow_dir, model="lenet", weight_bases=2, act_bases=2, epochs=1, images=200, reference=False,
-                      quiet=True)
+                      limit_train=1000, quiet=True)
     assert res.to_dict() == cli
     assert set(ah.FlowResult.fields()) <= set(cli) and res.verify["ok"] and res.csim["images"] == 200
     assert res.report["html"].endswith("report.html")

@@ -91,6 +91,10 @@ def source_hash(build_dir: Path, flags: list[str], ap: str) -> str:
 
 #: the generated host steps of the library (abcn_hw/backend/host_native.py)
 NATIVE_HOST_SOURCE = "tb/csim_host.cpp"
+#: the design and the batch driver, compiled as one translation unit (.csim/<key>/UNITY_SOURCE
+#: includes them) by :func:`build`
+DESIGN_SOURCES = ("src/top.cpp", "tb/csim_driver.cpp")
+UNITY_SOURCE = "csim_unity.cpp"
 #: ABI of its entry points this module speaks (abcn_csim_host_info(0))
 NATIVE_HOST_ABI = host_native.ABI_VERSION
 #: where simulate() runs the host steps: "auto" (native when the build dir has them), "native", "onnx"
@@ -117,9 +121,8 @@ def build(build_dir, dump: bool = False, cxx: str | None = None, variant: str = 
     flags = (CXX_FLAGS + CSIM_EXTRA_FLAGS + (["-DABCN_CSIM_DUMP"] if dump else [])
              + (["-fPIC", "-shared", "-DABCN_CSIM_LIB"] if library else [])
              + [f"-D{d}" for d in VARIANTS[variant]])
-    sources = ["src/top.cpp", "tb/csim_driver.cpp"]
-    if library and (b / NATIVE_HOST_SOURCE).is_file():  # the host steps in C++ (backend/host_native.py)
-        sources.append(NATIVE_HOST_SOURCE)
+    host = library and (b / NATIVE_HOST_SOURCE).is_file()  # the host steps in C++ (backend/host_native.py)
+    if host:
         flags.append("-ffp-contract=off")  # one IEEE rounding per float32 operation, as onnxruntime
     key = source_hash(b, flags + [toolchain_id(cxx, tuple(CSIM_EXTRA_FLAGS))], ap)
     out_dir = b / ".csim" / key
@@ -128,6 +131,14 @@ def build(build_dir, dump: bool = False, cxx: str | None = None, variant: str = 
         return exe
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / (exe.name + f".tmp{os.getpid()}")
+    # the design and its driver as one translation unit, so that the ap_types and kernel headers
+    # (most of a small design's front-end time) are parsed once, not once per file; the host
+    # steps stay a file of their own (their '#pragma GCC optimize' must not reach other code)
+    unity = out_dir / UNITY_SOURCE
+    unity_tmp = out_dir / (UNITY_SOURCE + f".tmp{os.getpid()}")
+    unity_tmp.write_text("".join(f'#include "../../{s}"\n' for s in DESIGN_SOURCES))
+    os.replace(unity_tmp, unity)  # whole, for a concurrent build of the same key too
+    sources = [str(unity.relative_to(b))] + ([NATIVE_HOST_SOURCE] if host else [])
     cmd = [cxx, *flags, "-Iinclude", "-Isrc", "-I" + ap, *sources, "-o", str(tmp.resolve())]
     try:
         r = subprocess.run(cmd, cwd=b, capture_output=True, text=True)
@@ -386,6 +397,27 @@ def _run_executable(b: Path, io: dict, exe: Path, payload: bytes, images: int, t
     return chunks, calls, counts_raw, sim_seconds, taps, tap_layers
 
 
+def check_host(build_dir, host: str, dump: bool = False) -> bool:
+    """Whether :func:`simulate` with ``host`` (and ``dump``) runs the host steps natively; a
+    :class:`UsageError` for an unknown host path or one this build dir cannot take, so that a
+    caller can refuse it before any g++ build."""
+    b, io = _project(build_dir)
+    return _native_host_wanted(b, io, host, dump)
+
+
+def _native_host_wanted(b: Path, io: dict, host: str, dump: bool) -> bool:
+    if host not in HOSTS:
+        raise UsageError(f"unknown host path {host!r}", fix="use one of: " + ", ".join(HOSTS))
+    native, why = native_host(b, io)
+    if host == "native" and (not native or dump):
+        raise UsageError("the native host path is not available for this build dir"
+                         + (" with the per-layer dump" if native else f": {why}"), str(b),
+                         "run with host='auto' or 'onnx'" + ("" if native or dump else
+                                                             ", or regenerate it: abcn-hw compile MODEL.onnx "
+                                                             "--out BUILD_DIR --force"))
+    return native and not dump and host != "onnx"
+
+
 def simulate(build_dir, x: np.ndarray, dump: bool = False, threads: int | None = None,
              variant: str = "fast", host: str = "auto", timeout: float | None = None) -> CsimResult:
     """Run the whole batch ``x`` through the C simulation.
@@ -405,16 +437,7 @@ def simulate(build_dir, x: np.ndarray, dump: bool = False, threads: int | None =
     import time
 
     b, io = _project(build_dir)
-    if host not in HOSTS:
-        raise UsageError(f"unknown host path {host!r}", fix="use one of: " + ", ".join(HOSTS))
-    native, why = native_host(b, io)
-    if host == "native" and (not native or dump):
-        raise UsageError("the native host path is not available for this build dir"
-                         + (" with the per-layer dump" if native else f": {why}"), str(b),
-                         "run with host='auto' or 'onnx'" + ("" if native or dump else
-                                                             ", or regenerate it: abcn-hw compile MODEL.onnx "
-                                                             "--out BUILD_DIR --force"))
-    native = native and not dump and host != "onnx"
+    native = _native_host_wanted(b, io, host, dump)
     x = check_inputs(io, x, finite=not native)
     if threads is None:
         threads = default_threads()

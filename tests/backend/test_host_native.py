@@ -262,7 +262,7 @@ def test_native_host_in_blocks(tfc, monkeypatch):
                 simulate(build, xs, host="native", threads=2)
 
 
-def test_cli_host_option(tfc, tmp_path, capsys):
+def test_cli_host_option(tfc, tmp_path, capsys, monkeypatch):
     """``--host`` of csim and verify picks the host path (reported in the JSON; both paths give the
     same outputs); a bad value is a one-line usage error before anything is written, and
     ``--host native`` with the per-layer dump is refused."""
@@ -287,7 +287,9 @@ def test_cli_host_option(tfc, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "--host" in err and "native" in err and "Traceback" not in err
     assert not (tmp_path / "bad.npy").exists()
-    assert main(["csim", str(build), "--inputs", str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy"),
-                 "--dump", str(tmp_path / "dump"), "--host", "native"]) == UsageError.exit_code
+    with monkeypatch.context() as m:  # refused before the per-layer driver's g++ build
+        m.setattr("abcn_hw.sim.build", lambda *a, **k: pytest.fail("built the dump driver before refusing"))
+        assert main(["csim", str(build), "--inputs", str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy"),
+                     "--dump", str(tmp_path / "dump"), "--host", "native"]) == UsageError.exit_code
     err = capsys.readouterr().err
     assert "native host path is not available" in err and "dump" in err and not (tmp_path / "d.npy").exists()

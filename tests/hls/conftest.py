@@ -39,11 +39,15 @@ def skip_unless_ci(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def tb_builder():
+def tb_builder(tmp_path_factory):
     if AP_TYPES is None:
         skip_unless_ci("hls4ml ap_types headers not installed (pip install abcn-hw[hls])")
     if CXX is None:
         skip_unless_ci("g++ not found")
-    return tbutil.builder()
+    b = tbutil.builder()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # the run's temp folder (pytest-N, parent of each worker's own), kept and cleaned by pytest
+        b.shared_dir = tmp_path_factory.getbasetemp().parent
+    return b
 
 

@@ -111,10 +111,47 @@ class Builder:
         self.lock = threading.Lock()
         self.build_seconds: list[float] = []
         self.use_pch = os.environ.get("ABCN_HLS_NO_PCH", "") in ("", "0")
+        #: a folder of this test run that every pytest-xdist worker sees (conftest.py sets it): the
+        #: PCH of each variant is then built once per run, not once per worker
+        self.shared_dir: Path | None = None
+        self.shared_pch: list[Path] = []
 
     def _build_pch(self, variant: str) -> Path | None:
+        if self.shared_dir is not None:
+            return self._shared_pch(variant)
         d = self.dir / f"pch-{variant}"
         d.mkdir()
+        return self._compile_pch(variant, d)
+
+    def _shared_pch(self, variant: str) -> Path | None:
+        import fcntl  # noqa: PLC0415
+
+        d = self.shared_dir / f"abcn-hls-pch-{variant}"
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker builds it; the others wait, then reuse it
+            (d / f"user-{os.getpid()}").touch()  # in use until close(); the last user removes it
+            self.shared_pch.append(d)
+            state = d / "state"
+            if not state.exists():
+                state.write_text("ok" if self._compile_pch(variant, d) else "failed")
+            return d / "tb_common.hpp" if state.read_text() == "ok" else None
+
+    def _release_shared_pch(self) -> None:
+        """Remove the shared PCH (80 MB per variant) once no worker of the run uses it any more; a
+        worker that needs it later builds it again."""
+        import fcntl  # noqa: PLC0415
+
+        for d in self.shared_pch:
+            with open(d / "lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                (d / f"user-{os.getpid()}").unlink(missing_ok=True)
+                if not any(d.glob("user-*")):
+                    for name in ("state", "tb_common.hpp", "tb_common.hpp.gch"):
+                        (d / name).unlink(missing_ok=True)
+
+    @staticmethod
+    def _compile_pch(variant: str, d: Path) -> Path | None:
         hdr = d / "tb_common.hpp"
         shutil.copyfile(TB_DIR / "tb_common.hpp", hdr)
         cmd = Spec("pch", (), variant).flags() + [*pch_warning_flags(), "-x", "c++-header", str(hdr), "-o", str(hdr) + ".gch"]
@@ -158,6 +195,7 @@ class Builder:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self._release_shared_pch()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
